@@ -1,0 +1,85 @@
+# sockets-lab: the one entry point. `make help` lists the targets.
+#
+# Every program is one C file: lessons/NN-topic/PROG.c (your work) and
+# solutions/NN-topic/PROG.c build to build/lessons/NN-topic/PROG and
+# build/solutions/NN-topic/PROG. Nothing is built outside build/.
+
+CC      ?= cc
+BUILD   ?= build
+CSTD     = -std=c11 -D_POSIX_C_SOURCE=200809L
+WARN     = -Wall -Wextra -Wpedantic $(if $(WERROR),-Werror)
+comma   := ,
+SANITIZE = $(if $(SAN),-fsanitize=address$(comma)undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+CFLAGS  ?= -O2 -g
+ALL_CFLAGS = $(CSTD) $(WARN) $(CFLAGS) $(SANITIZE) -pthread
+LDLIBS  += -pthread
+
+LESSON_SRCS   := $(sort $(wildcard lessons/*/*.c))
+SOLUTION_SRCS := $(sort $(wildcard solutions/*/*.c))
+LESSON_BINS   := $(patsubst %.c,$(BUILD)/%,$(LESSON_SRCS))
+SOLUTION_BINS := $(patsubst %.c,$(BUILD)/%,$(SOLUTION_SRCS))
+PEER          := build/support/peer
+
+# make check LESSON=07 grades only the lessons whose name starts with 07.
+LESSON  ?=
+JOBS    ?= 3
+GRADE    = tests/support/grade -j $(JOBS) $(if $(LESSON),-l $(LESSON))
+
+.PHONY: all lessons solutions support check check-solutions test bench deps clean help
+
+all: lessons solutions support
+
+lessons: $(LESSON_BINS)
+solutions: $(SOLUTION_BINS)
+support: $(PEER)
+
+# The old binary goes first: a lesson that no longer compiles must not be
+# graded on the program it was before your last edit.
+$(BUILD)/%: %.c
+	@mkdir -p $(@D)
+	@rm -f $@
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
+
+# The test peer is test equipment, not student code: always the plain build.
+$(PEER): tests/support/peer.c
+	@mkdir -p $(@D)
+	$(CC) $(CSTD) -Wall -Wextra -Wpedantic -O2 -g -o $@ $<
+
+# Grading keeps going past a lesson that does not compile: its tests then
+# fail with "not built", and every other lesson is still graded.
+check:
+	@$(MAKE) -s --no-print-directory -k lessons support || true
+	@$(GRADE) -r build/lessons
+
+check-solutions:
+	@$(MAKE) -s --no-print-directory solutions support
+	@$(GRADE) -r build/solutions
+
+# The project's own test, run by .ci/run: strict warnings with gcc and
+# clang, every solution passes every test (plain and sanitized builds),
+# every starter fails at least one test of its lesson.
+test:
+	@$(MAKE) --no-print-directory support
+	@$(MAKE) --no-print-directory lessons solutions BUILD=build/gcc CC=gcc WERROR=1
+	@$(MAKE) --no-print-directory lessons solutions BUILD=build/asan CC=clang WERROR=1 SAN=1
+	@tests/support/selftest
+
+# Speed is a benchmark, not a test: solutions against real peers, one run.
+bench:
+	@$(MAKE) -s --no-print-directory solutions support
+	@bench/run
+
+deps:
+	@tests/support/deps
+
+clean:
+	rm -rf build
+
+help:
+	@echo "make                  build every lesson, solution and the test peer into build/"
+	@echo "make check            grade your work in lessons/ (LESSON=07 for one lesson)"
+	@echo "make check-solutions  the same grading, run against solutions/"
+	@echo "make test             the project's own test (what CI runs)"
+	@echo "make bench            benchmarks: solutions against python, curl, nginx"
+	@echo "make deps             install bats-core and the tools the tests use"
+	@echo "make clean            remove build/"

@@ -1,0 +1,80 @@
+#!/usr/bin/env bats
+# Lesson 01: socket_info creates three sockets and asks the kernel what
+# each one is.
+
+load support/helpers
+
+# Runs socket_info under strace, keeping the socket-related system calls
+# in $T/trace (Linux only: strace does not exist elsewhere).
+trace_socket_info() {
+    command -v strace >/dev/null || skip "needs strace (Linux; make deps installs it)"
+    local path
+    path=$(prog socket_info)
+    run_limited 10 strace -o "$T/trace" -e trace=socket,getsockopt,close "$path"
+    assert_status 0
+}
+
+@test "prints TCP/IPv4, TCP/IPv6 and UDP/IPv4 with their fds, in that order" {
+    run_prog socket_info
+    assert_status 0
+    [[ $output =~ ^TCP/IPv4\ fd=[0-9]+$'\n'TCP/IPv6\ fd=[0-9]+$'\n'UDP/IPv4\ fd=[0-9]+$ ]] ||
+        fail "$(printf 'expected three lines like\n    TCP/IPv4 fd=3\n    TCP/IPv6 fd=4\n    UDP/IPv4 fd=5\ngot:\n%s' "$(indent "$output")")"
+    assert_equal "$stderr" ""
+}
+
+@test "each fd it prints really is the socket its line names" {
+    trace_socket_info
+    local line fd kind
+    while IFS= read -r line; do
+        fd=${line##*fd=} kind=${line% fd=*}
+        # strace writes e.g.: socket(AF_INET6, SOCK_STREAM, IPPROTO_IP) = 4
+        local call
+        call=$(grep -E "^socket\(.*\) = $fd\$" "$T/trace") ||
+            fail "the program printed '$line', but no socket() call returned fd $fd. strace saw:$(printf '\n%s' "$(indent "$(cat "$T/trace")")")"
+        local family=IPv4 type=TCP
+        [[ $call == *AF_INET6* ]] && family=IPv6
+        [[ $call == *SOCK_DGRAM* ]] && type=UDP
+        [[ $kind == "$type/$family" ]] ||
+            fail "the program printed '$line', but fd $fd came from: $call (that is $type/$family)"
+    done <<<"$output"
+}
+
+@test "asks the kernel for each socket's type with getsockopt(SO_TYPE)" {
+    trace_socket_info
+    local fd
+    for fd in $(sed -n 's/^socket(.*) = \([0-9]*\)$/\1/p' "$T/trace"); do
+        grep -q "^getsockopt($fd, SOL_SOCKET, SO_TYPE," "$T/trace" ||
+            fail "$(printf 'no getsockopt(%s, SOL_SOCKET, SO_TYPE, ...) call: the type must come from the kernel, not from what you meant to create.\nstrace saw:\n%s' "$fd" "$(indent "$(cat "$T/trace")")")"
+    done
+}
+
+@test "closes every socket it created" {
+    trace_socket_info
+    local fd
+    for fd in $(sed -n 's/^socket(.*) = \([0-9]*\)$/\1/p' "$T/trace"); do
+        grep -q "^close($fd) *= 0" "$T/trace" ||
+            fail "$(printf 'fd %s was never closed.\nstrace saw:\n%s' "$fd" "$(indent "$(cat "$T/trace")")")"
+    done
+}
+
+@test "with too few file descriptors, says 'socket: Too many open files' and exits 1" {
+    local path
+    path=$(prog socket_info)
+    # Close every inherited descriptor above 2, then allow only 4: the
+    # first socket gets fd 3, the second cannot get one (EMFILE).
+    run_limited 5 bash -c 'for fd in {3..19}; do eval "exec $fd>&-"; done; ulimit -n 4 && exec "$0"' "$path"
+    assert_status 1
+    assert_stderr_line "socket_info: socket: Too many open files"
+}
+
+@test "-h prints usage to stdout and exits 0" {
+    run_prog socket_info -h
+    assert_status 0
+    assert_output --partial "usage: socket_info"
+}
+
+@test "an unknown argument is a usage error: 'usage: ...' on stderr, exit 2" {
+    run_prog socket_info --bogus
+    assert_status 2
+    assert_stderr_matches '^usage: socket_info'
+}

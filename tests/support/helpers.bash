@@ -1,0 +1,342 @@
+# tests/support/helpers.bash - what every lesson's tests share.
+#
+# A lesson's bats file starts with
+#     load support/helpers
+# and then reads as a specification: start a peer, run the student's
+# program with a time limit, compare what arrived. Every helper here
+# fails the test with a message a student can act on (what was
+# expected, what happened) and, when a test fails, teardown prints the
+# one command that reproduces it and the commands the test ran.
+#
+# Rules these helpers enforce for every test:
+#   - every program runs under a time limit; a hang is reported as one;
+#   - a program killed by a signal is reported with the signal's name;
+#   - every background process gets its own process group and is killed
+#     by PID in teardown; none inherits fd 3 (bats would hang on it);
+#   - servers start on port 0 and we read the port from their
+#     "listening on ADDR:PORT" line, never sleep and hope.
+
+bats_require_minimum_version 1.5.0
+
+if ! bats_load_library bats-support 2>/dev/null || ! bats_load_library bats-assert 2>/dev/null; then
+    echo "bats-support or bats-assert is missing: run 'make deps'" >&2
+    exit 1
+fi
+
+REPO_ROOT=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
+LESSON=$(basename "$BATS_TEST_FILENAME" .bats)
+: "${PROG_ROOT:=build/lessons}"
+case "$PROG_ROOT" in /*) PROG_DIR=$PROG_ROOT ;; *) PROG_DIR=$REPO_ROOT/$PROG_ROOT ;; esac
+PEER=$REPO_ROOT/build/support/peer
+T=$BATS_TEST_TMPDIR
+
+# How long one program may run before we call it hung (seconds).
+: "${RUN_TIMEOUT:=5}"
+# How long a server may take to print its "listening on" line.
+: "${START_TIMEOUT:=5}"
+
+if command -v timeout >/dev/null; then TIMEOUT_CMD=timeout; else TIMEOUT_CMD=gtimeout; fi
+
+SPAWNED_PIDS=()
+
+setup() { helpers_setup; }
+teardown() { helpers_teardown; }
+
+helpers_setup() {
+    : >"$T/transcript"
+    [[ -x $PEER ]] || fail "the test peer $PEER is not built: run 'make'"
+}
+
+helpers_teardown() {
+    kill_spawned
+    if [[ -z ${BATS_TEST_COMPLETED:-} ]]; then
+        print_reproduce_hint
+    fi
+}
+
+### naming programs and logging what ran ###
+
+# prog NAME: the path of the lesson program NAME under test.
+prog() {
+    local path=$PROG_DIR/$LESSON/$1
+    if [[ ! -x $path ]]; then
+        fail "$(printf '%s is not built.\nRun make (compiler errors are shown there), then run the tests again.' "${path#"$REPO_ROOT"/}")"
+    fi
+    printf '%s' "$path"
+}
+
+# Appends a command line to the test's transcript, with paths shortened.
+log_cmd() {
+    local line="\$" arg
+    for arg in "$@"; do
+        arg=${arg#"$REPO_ROOT"/}
+        arg=${arg//"$T"/\$T}
+        if [[ $arg =~ [[:space:]\'\"\<\>\|\&\;\$] && $arg != '$T'* ]]; then arg="'$arg'"; fi
+        line+=" $arg"
+    done
+    printf '%s\n' "$line" >>"$T/transcript"
+}
+
+print_reproduce_hint() {
+    # -f takes a regex: every character that might be special becomes "."
+    local name
+    name=$(printf '%s' "$BATS_TEST_DESCRIPTION" | sed 's/[^[:alnum:] _,=-]/./g')
+    echo
+    echo "reproduce with:"
+    echo "  PROG_ROOT=${PROG_ROOT} bats tests/$LESSON.bats -f '^${name}\$'"
+    if [[ -s $T/transcript ]]; then
+        echo "this test ran (\$T is its scratch directory):"
+        sed 's/^/  /' "$T/transcript"
+    fi
+}
+
+### running a program in the foreground ###
+
+# run_prog [-s SECS] NAME ARGS... : runs the lesson program NAME with a time
+# limit, like bats' run --separate-stderr: sets $status, $output, $stderr.
+# Fails the test at once if the program hung or was killed by a signal.
+run_prog() {
+    local secs=$RUN_TIMEOUT
+    if [[ $1 == -s ]]; then secs=$2; shift 2; fi
+    local name=$1 path
+    path=$(prog "$name") || return 1
+    shift
+    run_limited "$secs" "$path" "$@"
+}
+
+# run_limited SECS CMD ARGS...: the same for any command.
+run_limited() {
+    local secs=$1
+    shift
+    log_cmd "$@"
+    run --separate-stderr "$TIMEOUT_CMD" -k 1 "$secs" "$@"
+    explain_abnormal_exit "${1##*/}" "$secs"
+}
+
+# Turns the exit statuses of timeout(1) and of signals into words.
+explain_abnormal_exit() {
+    local name=$1 secs=$2
+    case $status in
+    124 | 137)
+        fail "$(printf '%s did not finish within %s s: it hung.\n(Is it waiting for input that never comes, or for an EOF it never asked for?)\nstdout so far:\n%s\nstderr so far:\n%s' \
+            "$name" "$secs" "$(indent "$output")" "$(indent "$stderr")")"
+        ;;
+    12[5-9] | 1[3-9][0-9])
+        local sig
+        sig=$(kill -l $((status - 128)) 2>/dev/null || echo "?")
+        local why=""
+        [[ $sig == PIPE ]] && why=$'\n(SIGPIPE kills a program that writes to a closed socket: ignore it with signal(SIGPIPE, SIG_IGN) and handle EPIPE.)'
+        [[ $sig == SEGV || $sig == BUS || $sig == ABRT ]] && why=$'\n(A crash: run it under gdb or valgrind, or build with make test, which adds sanitizers.)'
+        fail "$(printf '%s was killed by signal SIG%s (exit status %s).%s\nstderr:\n%s' "$name" "$sig" "$status" "$why" "$(indent "$stderr")")"
+        ;;
+    esac
+    return 0
+}
+
+indent() {
+    if [[ -z $1 ]]; then echo "    (nothing)"; else printf '%s\n' "$1" | sed 's/^/    /'; fi
+}
+
+### background processes ###
+
+# spawn NAME CMD ARGS...: starts CMD in the background in its own process
+# group, stdout to $T/NAME.out, stderr to $T/NAME.err, stdin from
+# /dev/null unless SPAWN_STDIN names a file. Sets SPAWNED_PID.
+spawn() {
+    local name=$1
+    shift
+    log_cmd "$@" "&"
+    local in=${SPAWN_STDIN:-/dev/null}
+    if command -v setsid >/dev/null; then
+        setsid "$@" <"$in" >"$T/$name.out" 2>"$T/$name.err" 3>&- &
+    else
+        python3 -c 'import os,sys; os.setsid(); os.execvp(sys.argv[1], sys.argv[1:])' "$@" \
+            <"$in" >"$T/$name.out" 2>"$T/$name.err" 3>&- &
+    fi
+    SPAWNED_PID=$!
+    SPAWNED_PIDS+=("$SPAWNED_PID")
+    eval "PID_$name=$SPAWNED_PID"
+}
+
+# pid_of NAME: the PID of what spawn NAME started.
+pid_of() {
+    local var=PID_$1
+    printf '%s' "${!var}"
+}
+
+is_running() { kill -0 "$1" 2>/dev/null; }
+
+# Kills every process group we started: TERM, a moment's grace, then KILL.
+kill_spawned() {
+    local pid
+    for pid in "${SPAWNED_PIDS[@]}"; do
+        kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    done
+    local deadline=$((SECONDS + 2))
+    for pid in "${SPAWNED_PIDS[@]}"; do
+        while is_running "$pid" && ((SECONDS < deadline)); do sleep 0.02; done
+        kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    SPAWNED_PIDS=()
+}
+
+# await_line NAME REGEX [SECS]: waits until $T/NAME.out has a line matching
+# the extended REGEX; sets AWAITED_LINE. Fails if NAME exits first or the
+# time runs out, showing what it printed.
+await_line() {
+    local name=$1 regex=$2 secs=${3:-$START_TIMEOUT} pid
+    pid=$(pid_of "$name")
+    local deadline=$((SECONDS + secs)) line
+    while :; do
+        line=$(grep -E -m1 -- "$regex" "$T/$name.out" 2>/dev/null) && break
+        if ! is_running "$pid"; then
+            line=$(grep -E -m1 -- "$regex" "$T/$name.out" 2>/dev/null) && break
+            local st=0
+            wait "$pid" 2>/dev/null || st=$?
+            fail "$(printf '%s exited (status %s) before printing a line matching /%s/.\nstdout:\n%s\nstderr:\n%s' \
+                "$name" "$st" "$regex" "$(indent "$(cat "$T/$name.out")")" "$(indent "$(cat "$T/$name.err")")")"
+        fi
+        if ((SECONDS >= deadline)); then
+            fail "$(printf '%s did not print a line matching /%s/ within %s s.\nstdout so far:\n%s\nstderr so far:\n%s' \
+                "$name" "$regex" "$secs" "$(indent "$(cat "$T/$name.out")")" "$(indent "$(cat "$T/$name.err")")")"
+        fi
+        sleep 0.02
+    done
+    AWAITED_LINE=$line
+}
+
+# await_exit NAME [SECS]: waits for what spawn NAME started to exit; sets
+# EXIT_STATUS. Fails if it is still running when the time is up.
+await_exit() {
+    local name=$1 secs=${2:-$RUN_TIMEOUT} pid
+    pid=$(pid_of "$name")
+    local deadline=$((SECONDS + secs))
+    while is_running "$pid"; do
+        if ((SECONDS >= deadline)); then
+            fail "$(printf '%s was still running after %s s.\nstdout so far:\n%s\nstderr so far:\n%s' \
+                "$name" "$secs" "$(indent "$(cat "$T/$name.out")")" "$(indent "$(cat "$T/$name.err")")")"
+        fi
+        sleep 0.02
+    done
+    EXIT_STATUS=0
+    wait "$pid" 2>/dev/null || EXIT_STATUS=$?
+}
+
+# port_of NAME: waits for NAME's "listening on ADDR:PORT" line; prints PORT.
+listening_port() {
+    await_line "$1" '^listening on .+:[0-9]+$' "${2:-$START_TIMEOUT}" || return 1
+    LISTEN_PORT=${AWAITED_LINE##*:}
+}
+
+### the test peer ###
+
+# start_peer [NAME] -- PEER_OPTIONS...: starts the scriptable peer
+# (tests/support/peer.c, `build/support/peer -h` lists its options) in
+# listen mode and sets PEER_PORT. NAME defaults to "peer".
+start_peer() {
+    local name=peer
+    if [[ $1 != -* && $# -gt 0 ]]; then name=$1; shift; fi
+    [[ ${1:-} == -- ]] && shift
+    spawn "$name" "$PEER" "$@"
+    listening_port "$name"
+    PEER_PORT=$LISTEN_PORT
+}
+
+# peer_done [NAME] [SECS]: waits for the peer's "done: ..." line and sets
+# PEER_RECEIVED, PEER_SENT and PEER_HOW (eof, closed, reset, peer-reset,
+# peer-closed, no-eof, timeout).
+peer_done() {
+    local name=${1:-peer} secs=${2:-$RUN_TIMEOUT}
+    await_line "$name" '^done: ' "$secs" || return 1
+    [[ $AWAITED_LINE =~ ^done:\ received\ ([0-9]+)\ bytes,\ sent\ ([0-9]+)\ bytes,\ (.+)$ ]] ||
+        fail "unexpected peer line: $AWAITED_LINE"
+    PEER_RECEIVED=${BASH_REMATCH[1]}
+    PEER_SENT=${BASH_REMATCH[2]}
+    PEER_HOW=${BASH_REMATCH[3]}
+}
+
+### servers under test ###
+
+# start_server NAME ARGS...: starts the lesson server NAME with -p 0 and
+# ARGS, waits for its "listening on ADDR:PORT" line, sets SERVER_PORT and
+# SERVER_PID.
+start_server() {
+    local name=$1 path
+    path=$(prog "$name") || return 1
+    shift
+    spawn "$name" "$path" -p 0 "$@"
+    SERVER_PID=$SPAWNED_PID
+    listening_port "$name"
+    SERVER_PORT=$LISTEN_PORT
+}
+
+### checking results ###
+
+# assert_status N: the last run's exit status is N; shows both streams if not.
+assert_status() {
+    local want=$1
+    if [[ $status != "$want" ]]; then
+        fail "$(printf 'expected exit status %s, got %s.\nstdout:\n%s\nstderr:\n%s' \
+            "$want" "$status" "$(indent "$output")" "$(indent "$stderr")")"
+    fi
+}
+
+# assert_stderr_line TEXT: stderr is exactly one line, TEXT.
+assert_stderr_line() {
+    local want=$1
+    if [[ $stderr != "$want" ]]; then
+        fail "$(printf 'expected exactly this one line on stderr:\n    %s\ngot:\n%s' "$want" "$(indent "$stderr")")"
+    fi
+}
+
+# assert_stderr_matches REGEX [WHY]: stderr is one line matching the
+# extended REGEX.
+assert_stderr_matches() {
+    local regex=$1 why=${2:-}
+    if [[ $stderr == *$'\n'* || ! $stderr =~ $regex ]]; then
+        fail "$(printf 'expected one line on stderr matching /%s/%s\ngot:\n%s' "$regex" "${why:+ ($why)}" "$(indent "$stderr")")"
+    fi
+}
+
+# assert_stdout_line TEXT: stdout is exactly one line, TEXT.
+assert_stdout_is() {
+    local want=$1
+    if [[ $output != "$want" ]]; then
+        fail "$(printf 'expected stdout:\n%s\ngot:\n%s' "$(indent "$want")" "$(indent "$output")")"
+    fi
+}
+
+# make_random FILE SIZE: SIZE bytes of random binary (NUL bytes included).
+make_random() {
+    head -c "$2" /dev/urandom >"$1"
+}
+
+# describe_bytes FILE: "N bytes, sha256 abc…"
+describe_bytes() {
+    local size sum
+    size=$(wc -c <"$1" | tr -d ' ')
+    sum=$( (sha256sum "$1" 2>/dev/null || shasum -a 256 "$1") | cut -c1-16)
+    printf '%s bytes, sha256 %s…' "$size" "$sum"
+}
+
+# assert_same_bytes EXPECTED ACTUAL [WHAT]: the two files are byte-identical;
+# otherwise says where they first differ and shows the bytes around it.
+assert_same_bytes() {
+    local want=$1 got=$2 what=${3:-the bytes}
+    [[ -f $got ]] || fail "$what: nothing was written to ${got/#$T/\$T}"
+    cmp -s "$want" "$got" && return 0
+    local where offset
+    where=$(cmp "$want" "$got" 2>&1 | head -1)
+    offset=$(printf '%s' "$where" | sed -n 's/.* byte \([0-9]*\).*/\1/p')
+    local msg
+    msg=$(printf '%s differ.\nexpected: %s\nactual:   %s\n%s' "$what" \
+        "$(describe_bytes "$want")" "$(describe_bytes "$got")" "${where//"$T"/\$T}")
+    if [[ -n $offset ]]; then
+        local from=$((offset > 8 ? offset - 8 : 1))
+        msg+=$(printf '\nexpected bytes from offset %s:\n%s\nactual bytes from offset %s:\n%s' \
+            $((from - 1)) "$(tail -c +"$from" "$want" | head -c 24 | od -An -c | head -2)" \
+            $((from - 1)) "$(tail -c +"$from" "$got" | head -c 24 | od -An -c | head -2)")
+    fi
+    fail "$msg"
+}
