@@ -25,9 +25,10 @@ LESSON  ?=
 JOBS    ?= 3
 GRADE    = tests/support/grade -j $(JOBS) $(if $(LESSON),-l $(LESSON))
 
-.PHONY: all lessons solutions support check check-solutions test bench deps clean help
+.PHONY: all lessons solutions support check check-solutions test bench deps clean help \
+        progress hint watch reset handout classroom need-solutions
 
-all: lessons solutions support
+all: lessons solutions support $(BUILD)/compile_commands.json
 
 lessons: $(LESSON_BINS)
 solutions: $(SOLUTION_BINS)
@@ -51,23 +52,62 @@ check:
 	@$(MAKE) -s --no-print-directory -k lessons support || true
 	@$(GRADE) -r build/lessons
 
-check-solutions:
+check-solutions: need-solutions
 	@$(MAKE) -s --no-print-directory solutions support
 	@$(GRADE) -r build/solutions
 
 # The project's own test, run by .ci/run: strict warnings with gcc and
 # clang, every solution passes every test (plain and sanitized builds),
 # every starter fails at least one test of its lesson.
-test:
+test: need-solutions
 	@$(MAKE) --no-print-directory support
 	@$(MAKE) --no-print-directory lessons solutions BUILD=build/gcc CC=gcc WERROR=1
 	@$(MAKE) --no-print-directory lessons solutions BUILD=build/asan CC=clang WERROR=1 SAN=1
 	@tests/support/selftest
 
 # Speed is a benchmark, not a test: solutions against real peers, one run.
-bench:
+bench: need-solutions
 	@$(MAKE) -s --no-print-directory solutions support
 	@bench/run
+
+### working through the lessons ###
+
+# Which lessons are done and which is next, from a fresh test run.
+progress:
+	@$(MAKE) -s --no-print-directory -k lessons support || true
+	@$(GRADE) -r build/lessons -m progress
+
+# The next hint of a lesson (LESSON=NN; default: the next unfinished one).
+hint:
+	@tests/support/hint "$(LESSON)" $(HINT)
+
+# Rebuild and re-grade a lesson on every save.
+watch:
+	@tests/support/watch "$(LESSON)"
+
+# Put a lesson's starter back (asks first; keeps yours as PROG.c.bak).
+reset:
+	@tests/support/reset "$(LESSON)"
+
+### for instructors ###
+
+# The student tarball: no solutions/, with the Classroom workflow.
+handout:
+	@tests/support/handout
+
+# .github/workflows/classroom.yml for a GitHub Classroom template repo.
+classroom:
+	@tests/support/classroom
+
+# For clangd and other editors: how every file is compiled.
+$(BUILD)/compile_commands.json: Makefile $(LESSON_SRCS) $(SOLUTION_SRCS) tests/support/peer.c
+	@mkdir -p $(@D)
+	@{ printf '['; sep=''; for f in $(LESSON_SRCS) $(SOLUTION_SRCS) tests/support/peer.c; do \
+	    printf '%s\n  {"directory": "%s", "file": "%s", "command": "%s %s -c %s"}' "$$sep" \
+	        "$(CURDIR)" "$$f" "$(CC)" "$(ALL_CFLAGS)" "$$f"; sep=','; done; printf '\n]\n'; } >$@
+
+need-solutions:
+	@test -d solutions || { echo "this is the student handout: solutions/ is not in it; make check grades your lessons" >&2; exit 2; }
 
 deps:
 	@tests/support/deps
@@ -81,5 +121,10 @@ help:
 	@echo "make check-solutions  the same grading, run against solutions/"
 	@echo "make test             the project's own test (what CI runs)"
 	@echo "make bench            benchmarks: solutions against python, curl, nginx"
+	@echo "make progress         which lessons are done, and the next one"
+	@echo "make hint LESSON=NN   the next hint for a lesson (HINT=N shows hint N again)"
+	@echo "make watch LESSON=NN  re-grade a lesson every time you save"
+	@echo "make reset LESSON=NN  put a lesson's starter back (asks first)"
+	@echo "make handout          the student tarball, without solutions/"
 	@echo "make deps             install bats-core and the tools the tests use"
 	@echo "make clean            remove build/"
