@@ -259,14 +259,14 @@ peer_done() {
 ### servers under test ###
 
 # start_server NAME ARGS...: starts the lesson server NAME with -p 0 and
-# ARGS, waits for its "listening on ADDR:PORT" line, sets SERVER_PORT and
-# SERVER_PID.
+# ARGS, waits for its "listening on ADDR:PORT" line, sets SERVER_PORT,
+# SERVER_PID and SERVER_NAME (its output is in $T/NAME.out and .err).
 start_server() {
     local name=$1 path
     path=$(prog "$name") || return 1
     shift
     spawn "$name" "$path" -p 0 "$@"
-    SERVER_PID=$SPAWNED_PID
+    SERVER_PID=$SPAWNED_PID SERVER_NAME=$name
     listening_port "$name"
     SERVER_PORT=$LISTEN_PORT
 }
