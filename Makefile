@@ -26,7 +26,7 @@ JOBS    ?= 3
 GRADE    = tests/support/grade -j $(JOBS) $(if $(LESSON),-l $(LESSON))
 
 .PHONY: all lessons solutions support check check-solutions test bench deps clean help \
-        progress hint watch reset handout classroom need-solutions
+        progress hint watch reset handout classroom need-solutions fuzz
 
 all: lessons solutions support $(BUILD)/compile_commands.json
 
@@ -63,12 +63,30 @@ test: need-solutions
 	@$(MAKE) --no-print-directory support
 	@$(MAKE) --no-print-directory lessons solutions BUILD=build/gcc CC=gcc WERROR=1
 	@$(MAKE) --no-print-directory lessons solutions BUILD=build/asan CC=clang WERROR=1 SAN=1
+	@$(MAKE) --no-print-directory $(FUZZER)
 	@tests/support/selftest
 
 # Speed is a benchmark, not a test: solutions against real peers, one run.
 bench: need-solutions
 	@$(MAKE) -s --no-print-directory solutions support
 	@bench/run
+
+### fuzzing lesson 14's request parser (clang's libFuzzer) ###
+
+FUZZ_SECONDS ?= 60
+FUZZER := build/fuzz/fuzz_request
+FUZZ_FLAGS = $(CSTD) -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+
+$(FUZZER): tests/fuzz/fuzz_request.c solutions/14-event-server/http_server.c
+	@mkdir -p $(@D)/corpus
+	clang $(FUZZ_FLAGS) -o $@ $<
+
+# New inputs go to build/fuzz/corpus; the seeds in tests/fuzz/corpus stay
+# as they are. A crash is saved as build/fuzz/crash-*: copy it into
+# tests/fuzz/corpus/ and make test replays it from then on.
+fuzz: need-solutions $(FUZZER)
+	$(FUZZER) -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -print_final_stats=1 \
+	    -artifact_prefix=build/fuzz/ build/fuzz/corpus tests/fuzz/corpus
 
 ### working through the lessons ###
 
@@ -126,5 +144,6 @@ help:
 	@echo "make watch LESSON=NN  re-grade a lesson every time you save"
 	@echo "make reset LESSON=NN  put a lesson's starter back (asks first)"
 	@echo "make handout          the student tarball, without solutions/"
+	@echo "make fuzz             fuzz lesson 14's request parser (FUZZ_SECONDS=60)"
 	@echo "make deps             install bats-core and the tools the tests use"
 	@echo "make clean            remove build/"
