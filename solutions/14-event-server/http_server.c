@@ -77,6 +77,7 @@
 #define FD_RESERVE         16           /* fds kept for files and the listener */
 #define MAX_EVENTS         512          /* readiness reports per wait */
 #define DRAIN_GRACE_S      10           /* SIGTERM: longest wait for responses */
+#define TIMER_TICK_MS      250          /* how often deadlines are checked */
 
 /*** types ***/
 
@@ -1363,8 +1364,8 @@ static long long conn_deadline(const struct server *s, const struct conn *c)
     }
 }
 
-/* Once a second: close every connection past its deadline. A walk over
- * the list costs microseconds even for 10,000 connections. */
+/* Every TIMER_TICK_MS: close every connection past its deadline. A walk
+ * over the list costs microseconds even for 10,000 connections. */
 static void expire_connections(struct server *s)
 {
     long long now = now_ms();
@@ -1404,7 +1405,7 @@ static void run_loop(struct server *s)
             start_drain(s);
         if (s->listen_fd < 0 && (s->nconns == 0 || now_ms() >= s->drain_deadline_ms))
             break;
-        int n = ev_wait(&s->ev, ready, MAX_EVENTS, 1000);
+        int n = ev_wait(&s->ev, ready, MAX_EVENTS, TIMER_TICK_MS);
         if (n < 0 && errno != EINTR) {
             fprintf(stderr, PROG ": wait: %s\n", strerror(errno));
             break;
@@ -1422,7 +1423,7 @@ static void run_loop(struct server *s)
             if (c && (ready[i].readable || ready[i].error))
                 conn_on_readable(s, c);
         }
-        if (now_ms() - last_scan >= 1000) {
+        if (now_ms() - last_scan >= TIMER_TICK_MS) {
             expire_connections(s);
             last_scan = now_ms();
         }

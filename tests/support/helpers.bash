@@ -69,6 +69,7 @@ prog() {
 log_cmd() {
     local line="\$" arg
     for arg in "$@"; do
+        [[ $arg == "&" ]] && { line+=" &"; continue; }
         arg=${arg#"$REPO_ROOT"/}
         arg=${arg//"$T"/\$T}
         if [[ $arg =~ [[:space:]\'\"\<\>\|\&\;\$] && $arg != '$T'* ]]; then arg="'$arg'"; fi

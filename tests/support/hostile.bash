@@ -3,7 +3,8 @@
 #     load support/hostile
 #     start_server hello_server
 #     assert_survives_hostile_corpus /            # a path that gets 200
-#     assert_survives_hostile_corpus / "$SECRET"  # ...and never leaks SECRET
+#     assert_never_leaks "$SECRET"                # traversal.txt: SECRET is in
+#                                                 # ../secret.txt next to DIR
 #
 # Runs every case of tests/hostile/cases.txt against the server that
 # start_server started (malformed request lines, bad Host, oversize parts,
@@ -13,12 +14,22 @@
 #     python3 tests/support/hostile.py PORT --only NAME
 
 assert_survives_hostile_corpus() {
-    local path=${1:-/} secret=${2:-}
-    local args=("$REPO_ROOT/tests/support/hostile.py" "$SERVER_PORT" --path "$path" --pid "$SERVER_PID")
-    [[ -n $secret ]] && args+=(--secret "$secret")
-    run_limited 90 python3 "${args[@]}"
+    run_corpus cases.txt --path "${1:-/}"
+}
+
+# assert_never_leaks SECRET: runs tests/hostile/traversal.txt (every
+# encoding of "../secret.txt" an attacker would try); each must get 400,
+# 403 or 404 and no response may contain SECRET.
+assert_never_leaks() {
+    run_corpus traversal.txt --secret "$1"
+}
+
+run_corpus() {
+    local corpus=$1
+    shift
+    run_limited 90 python3 "$REPO_ROOT/tests/support/hostile.py" "$SERVER_PORT" --corpus "$corpus" --pid "$SERVER_PID" "$@"
     if [[ $status != 0 ]]; then
-        fail "$(printf 'the server mishandled hostile requests (the rules: DESIGN.md, "HTTP rules"; the cases: tests/hostile/cases.txt):\n%s\nserver stderr:\n%s' \
-            "$(printf '%s\n' "$output" | grep -v '^ok ' | sed 's/^/    /')" "$(indent "$(tail -5 "$T/$SERVER_NAME.err")")")"
+        fail "$(printf 'the server mishandled hostile requests (the rules: DESIGN.md, "HTTP rules"; the cases: tests/hostile/%s):\n%s\nserver stderr:\n%s' \
+            "$corpus" "$(printf '%s\n' "$output" | grep -v '^ok ' | sed 's/^/    /')" "$(indent "$(tail -5 "$T/$SERVER_NAME.err")")")"
     fi
 }

@@ -2,7 +2,7 @@
 """hostile.py - runs the hostile-input corpus (tests/hostile/cases.txt)
 against an HTTP server on loopback.
 
-    hostile.py PORT [--path /] [--secret TEXT] [--pid PID] [--only NAME]
+    hostile.py PORT [--corpus FILE] [--path /] [--secret TEXT] [--pid PID] [--only NAME]
 
 For each case: connect, send the request bytes, half-close, read until the
 server closes (at most --timeout seconds), and check the answer against the
@@ -20,7 +20,7 @@ import socket
 import sys
 import time
 
-CASES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "hostile", "cases.txt")
+CORPUS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "hostile")
 
 
 def expand(text, path):
@@ -48,10 +48,10 @@ def expand(text, path):
     return bytes(out)
 
 
-def load_cases(path):
+def load_cases(path, corpus="cases.txt"):
     """The corpus as (name, [acceptable answers], request bytes)."""
     cases = []
-    with open(CASES, encoding="utf-8") as f:
+    with open(os.path.join(CORPUS_DIR, corpus), encoding="utf-8") as f:
         for line in f:
             line = line.rstrip("\n")
             if not line or line.startswith("#"):
@@ -133,6 +133,7 @@ def alive(pid):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("port", type=int)
+    ap.add_argument("--corpus", default="cases.txt", help="a file in tests/hostile/")
     ap.add_argument("--path", default="/")
     ap.add_argument("--secret")
     ap.add_argument("--pid", type=int)
@@ -141,7 +142,7 @@ def main():
     args = ap.parse_args()
 
     failures = 0
-    for name, expect, request in load_cases(args.path):
+    for name, expect, request in load_cases(args.path, args.corpus):
         if args.only and name != args.only:
             continue
         try:

@@ -1,0 +1,233 @@
+#!/usr/bin/env bats
+# Lesson 14: http_server, the event-loop HTTP server. It serves what
+# lesson 12 serves, keeps connections alive, answers pipelined requests in
+# order, enforces limits and timeouts, caps its connections, and drains
+# gracefully on SIGTERM.
+
+load support/helpers
+load support/hostile
+
+setup() {
+    helpers_setup
+    WWW=$T/www
+    mkdir -p "$WWW/sub" "$WWW/docs" "$WWW/empty dir"
+    printf 'Hello, world!' >"$WWW/hello.txt"
+    printf '<h1>sub</h1>\n' >"$WWW/sub/index.html"
+    printf 'body { color: red }\n' >"$WWW/docs/style.css"
+    printf 'x' >"$WWW/docs/<b>&amp;.txt"
+    printf 'the secret outside DIR' >"$T/secret.txt"
+}
+
+# serve [ARGS...]: starts http_server on $WWW with -t 2 unless ARGS say.
+serve() {
+    start_server http_server -d "$WWW" "$@"
+}
+
+# exchange NAME FILE [PEER_OPTIONS...]: sends the request bytes in FILE on
+# one connection (then half-closes), records the answer in $T/NAME.got.
+exchange() {
+    local name=$1 req=$2
+    shift 2
+    spawn "$name" "$PEER" -s "$req" -r "$T/$name.got" "$@" -C 127.0.0.1 "$SERVER_PORT"
+    peer_done "$name" 10
+}
+
+# assert_serves_hello: the server answers a plain GET at all. Tests that
+# then wait for something subtler call it first, so a server that cannot
+# answer yet fails at once instead of at their deadline.
+assert_serves_hello() {
+    run_limited 5 curl -sS "http://127.0.0.1:$SERVER_PORT/hello.txt"
+    [[ $status == 0 && $output == "Hello, world!" ]] ||
+        fail "$(printf 'a plain GET /hello.txt got no answer (curl exit %s):\n%s' "$status" "$(indent "$stderr")")"
+}
+
+# count_responses FILE: how many status lines FILE holds (a response
+# follows the previous body directly, not on a line of its own).
+count_responses() {
+    grep -o -a 'HTTP/1\.1 [0-9][0-9][0-9] ' "$1" | wc -l | tr -d ' '
+}
+
+@test "serves a file byte-exact, with Content-Type and Content-Length (curl)" {
+    make_random "$WWW/big.bin" 5000000
+    serve
+    run_limited 10 curl -sS -D "$T/headers" -o "$T/got" "http://127.0.0.1:$SERVER_PORT/big.bin"
+    assert_status 0
+    assert_same_bytes "$WWW/big.bin" "$T/got" "the 5 MB file"
+    grep -qi '^Content-Length: 5000000' "$T/headers" || fail "no Content-Length: 5000000 in: $(cat "$T/headers")"
+    grep -qi '^Content-Type: application/octet-stream' "$T/headers" || fail "wrong Content-Type in: $(cat "$T/headers")"
+}
+
+@test "answers like lesson 12: index.html, escaped listings, 301, 404, 403, HEAD, 304, MIME types" {
+    mkfifo "$WWW/fifo"
+    serve
+    local base=http://127.0.0.1:$SERVER_PORT
+    run_limited 5 curl -sS "$base/sub/"
+    assert_output "<h1>sub</h1>"
+    run_limited 5 curl -sS "$base/docs/"
+    assert_output --partial '<a href="%3Cb%3E%26amp%3B.txt">&lt;b&gt;&amp;amp;.txt</a>'
+    run_limited 5 curl -sS -o /dev/null -w '%{http_code} %{redirect_url}' "$base/docs"
+    assert_output "301 $base/docs/"
+    run_limited 5 curl -sS -o /dev/null -w '%{http_code}' "$base/missing.txt"
+    assert_output 404
+    run_limited 5 curl -sS -o /dev/null -w '%{http_code}' "$base/fifo"
+    assert_output 403
+    run_limited 5 curl -sS -I "$base/hello.txt"
+    assert_output --partial "Content-Length: 13"
+    run_limited 5 curl -sS -o /dev/null -w '%{http_code}' -H "If-Modified-Since: $(date -u -d '+1 day' '+%a, %d %b %Y %H:%M:%S GMT')" "$base/hello.txt"
+    assert_output 304
+    run_limited 5 curl -sS -o /dev/null -w '%{content_type}' "$base/docs/style.css"
+    assert_output "text/css"
+}
+
+@test "keeps an HTTP/1.1 connection open: three URLs, one connection (curl)" {
+    serve
+    local u=http://127.0.0.1:$SERVER_PORT/hello.txt
+    run_limited 5 curl -sS -w '%{num_connects}\n' -o /dev/null "$u" -o /dev/null "$u" -o /dev/null "$u"
+    assert_status 0
+    assert_output $'1\n0\n0'
+}
+
+@test "HTTP/1.0 keeps the connection only when asked with Connection: keep-alive" {
+    serve
+    printf 'GET /hello.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /hello.txt HTTP/1.0\r\n\r\nGET /hello.txt HTTP/1.0\r\n\r\n' >"$T/req"
+    exchange ten "$T/req"
+    local n
+    n=$(count_responses "$T/ten.got")
+    [[ $n == 2 ]] || fail "expected 2 responses (the keep-alive one, then one that closes), got $n:$(printf '\n%s' "$(head -c 600 "$T/ten.got")")"
+    grep -qa '^Connection: close' "$T/ten.got" || fail "the last HTTP/1.0 response must say Connection: close"
+}
+
+@test "100 pipelined requests in one write get 100 responses, in order" {
+    local i
+    for i in $(seq 1 100); do
+        printf 'file %d\n' "$i" >"$WWW/f$i.txt"
+        printf 'GET /f%d.txt HTTP/1.1\r\nHost: x\r\n\r\n' "$i"
+    done >"$T/req"
+    printf 'GET /hello.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >>"$T/req"
+    serve
+    exchange pipe "$T/req"
+    local n
+    n=$(count_responses "$T/pipe.got")
+    [[ $n == 101 ]] || fail "expected 101 responses, got $n"
+    grep -a '^file ' "$T/pipe.got" >"$T/bodies"
+    seq 1 100 | sed 's/^/file /' >"$T/expected"
+    assert_same_bytes "$T/expected" "$T/bodies" "the bodies, in request order"
+}
+
+@test "refuses oversize parts: request line 414, headers 431, a body 413, each then closes" {
+    serve
+    local long
+    long=$(head -c 9000 /dev/zero | tr '\0' a)
+    printf 'GET /%s HTTP/1.1\r\nHost: x\r\n\r\n' "$long" >"$T/r414"
+    exchange a "$T/r414"
+    head -1 "$T/a.got" | grep -q '^HTTP/1.1 414 ' || fail "a 9000-byte target: expected 414, got: $(head -1 "$T/a.got")"
+    { printf 'GET / HTTP/1.1\r\nHost: x\r\n'; for i in $(seq 40); do printf 'X-Pad-%d: %s\r\n' "$i" "${long:0:1000}"; done; printf '\r\n'; } >"$T/r431"
+    exchange b "$T/r431"
+    head -1 "$T/b.got" | grep -q '^HTTP/1.1 431 ' || fail "40 KB of headers: expected 431, got: $(head -1 "$T/b.got")"
+    printf 'GET /hello.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n' >"$T/r413"
+    exchange c "$T/r413"
+    head -1 "$T/c.got" | grep -q '^HTTP/1.1 413 ' || fail "a GET with a body: expected 413, got: $(head -1 "$T/c.got")"
+    [[ $(count_responses "$T/c.got") == 1 ]] || fail "after a 413 the connection must close (one response), got $(count_responses "$T/c.got")"
+}
+
+@test "handles the hostile-input corpus and keeps serving" {
+    serve
+    assert_survives_hostile_corpus /hello.txt
+}
+
+@test "never serves a byte from outside DIR, however the path is encoded" {
+    serve
+    assert_never_leaks "the secret outside DIR"
+}
+
+@test "cuts off a slowloris client after -t SECONDS while serving others" {
+    serve -t 1
+    # A request head trickling in, 5 bytes every 200 ms: ~6 s to finish.
+    printf 'GET /hello.txt HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n' >"$T/slow"
+    spawn slow "$PEER" -s "$T/slow" -k 5 -d 200 -H -t 8000 -r "$T/slow.got" -C 127.0.0.1 "$SERVER_PORT"
+    run_limited 5 curl -sS "http://127.0.0.1:$SERVER_PORT/hello.txt"
+    assert_output "Hello, world!"
+    peer_done slow 5
+    [[ $PEER_HOW != timeout && $PEER_SENT -lt $(wc -c <"$T/slow") ]] ||
+        fail "the slow client was not cut off: it sent $PEER_SENT of $(wc -c <"$T/slow") bytes and ended with '$PEER_HOW'"
+    ! grep -qa '^HTTP/1.1 200' "$T/slow.got" || fail "the slow client got a 200"
+}
+
+@test "closes a keep-alive connection left idle for -t SECONDS" {
+    serve -t 1
+    printf 'GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n' >"$T/req"
+    spawn idle "$PEER" -s "$T/req" -H -t 8000 -r "$T/idle.got" -C 127.0.0.1 "$SERVER_PORT"
+    peer_done idle 5
+    [[ $PEER_HOW == eof ]] || fail "expected the server to close the idle connection (eof), the client saw: $PEER_HOW"
+    [[ $(count_responses "$T/idle.got") == 1 ]] || fail "expected one response before the close"
+}
+
+@test "with -c 2, a third connection gets 503 and the server recovers when one leaves" {
+    serve -c 2
+    assert_serves_hello
+    printf 'GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n' >"$T/req"
+    spawn one "$PEER" -s "$T/req" -H -t 0 -C 127.0.0.1 "$SERVER_PORT"
+    spawn two "$PEER" -s "$T/req" -H -t 0 -C 127.0.0.1 "$SERVER_PORT"
+    await_line one '^connected'
+    await_line two '^connected'
+    # Both are held open: sooner or later a third connection must get 503.
+    local deadline=$((SECONDS + 5))
+    until run_limited 5 curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$SERVER_PORT/hello.txt" && [[ $output == 503 ]]; do
+        ((SECONDS < deadline)) || fail "expected 503 with two connections held open under -c 2, got: $output"
+        sleep 0.05
+    done
+    kill "$(pid_of one)"
+    deadline=$((SECONDS + 5))
+    until run_limited 5 curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$SERVER_PORT/hello.txt" && [[ $output == 200 ]]; do
+        ((SECONDS < deadline)) || fail "after one connection left, expected 200 again, got: $output"
+        sleep 0.05
+    done
+}
+
+@test "SIGTERM finishes the response in flight, closes idle connections, exits 0" {
+    make_random "$WWW/big.bin" 8000000
+    serve
+    assert_serves_hello
+    printf 'GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n' >"$T/idle"
+    spawn idle "$PEER" -s "$T/idle" -H -t 0 -r "$T/idle.got" -C 127.0.0.1 "$SERVER_PORT"
+    printf 'GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n' >"$T/big"
+    # A slow reader: 64 KiB every 5 ms, so the download is still going.
+    spawn slow "$PEER" -s "$T/big" -H -K 65536 -w 5 -t 10000 -r "$T/slow.got" -C 127.0.0.1 "$SERVER_PORT"
+    local deadline=$((SECONDS + 5))
+    until [[ -s $T/slow.got && -s $T/idle.got ]]; do
+        ((SECONDS < deadline)) || fail "the download never started"
+        sleep 0.02
+    done
+    kill -TERM "$SERVER_PID"
+    await_exit "$SERVER_NAME" 10
+    [[ $EXIT_STATUS == 0 ]] || fail "expected exit status 0 after SIGTERM, got $EXIT_STATUS"
+    peer_done slow 5
+    # The body is whatever follows the blank line after the head.
+    python3 -c 'import sys; d=open(sys.argv[1],"rb").read(); sys.stdout.buffer.write(d[d.index(b"\r\n\r\n")+4:])' "$T/slow.got" >"$T/body"
+    assert_same_bytes "$WWW/big.bin" "$T/body" "the download that was in flight at SIGTERM"
+    peer_done idle 5
+    [[ $PEER_HOW == eof ]] || fail "the idle keep-alive connection should have been closed, it saw: $PEER_HOW"
+}
+
+@test "-v logs one line per request to stderr" {
+    serve -v
+    run_limited 5 curl -sS -o /dev/null "http://127.0.0.1:$SERVER_PORT/hello.txt" -o /dev/null "http://127.0.0.1:$SERVER_PORT/nope"
+    local deadline=$((SECONDS + 3))
+    until [[ $(grep -c '"GET ' "$T/$SERVER_NAME.err") == 2 ]]; do
+        ((SECONDS < deadline)) || fail "expected two log lines, stderr has:$(printf '\n%s' "$(cat "$T/$SERVER_NAME.err")")"
+        sleep 0.02
+    done
+    grep -q '^127\.0\.0\.1 "GET /hello.txt HTTP/1.1" 200 13$' "$T/$SERVER_NAME.err" || fail "no line like: 127.0.0.1 \"GET /hello.txt HTTP/1.1\" 200 13"
+    grep -q '"GET /nope HTTP/1.1" 404 ' "$T/$SERVER_NAME.err" || fail "no 404 line for /nope"
+}
+
+@test "follows the CLI conventions: -h, usage errors, a bad DIR" {
+    run_prog http_server -h
+    assert_status 0
+    assert_output --partial "usage: http_server"
+    run_prog http_server -p notaport
+    assert_status 2
+    run_prog http_server -p 0 -d "$T/no-such-dir"
+    assert_status 1
+    assert_stderr_line "http_server: $T/no-such-dir: No such file or directory"
+}
