@@ -68,6 +68,7 @@ test: need-solutions
 
 # Speed is a benchmark, not a test: solutions against real peers, one run.
 bench: need-solutions
+	@tests/support/deps --bench
 	@$(MAKE) -s --no-print-directory solutions support
 	@bench/run
 
@@ -128,7 +129,7 @@ need-solutions:
 	@test -d solutions || { echo "this is the student handout: solutions/ is not in it; make check grades your lessons" >&2; exit 2; }
 
 deps:
-	@tests/support/deps
+	@tests/support/deps --bench
 
 clean:
 	rm -rf build
