@@ -1,0 +1,188 @@
+#!/usr/bin/env bats
+# Lesson 15: rest_server, a JSON notes API on the lesson 14 event loop.
+# Its clients here are curl and python's http.client.
+
+load support/helpers
+load support/hostile
+
+setup() {
+    helpers_setup
+    start_server rest_server
+    BASE=http://127.0.0.1:$SERVER_PORT
+}
+
+# api METHOD PATH [JSON]: one request with curl; sets $status (curl's),
+# $output (the body) and $CODE (the HTTP status); headers in $T/headers.
+api() {
+    local method=$1 path=$2 args=()
+    [[ $# -ge 3 ]] && args=(-H 'Content-Type: application/json' --data-binary "$3")
+    run_limited 5 curl -sS -X "$method" -D "$T/headers" -w '%{http_code}' "${args[@]}" "$BASE$path"
+    [[ $status == 0 ]] || fail "curl could not talk to the server (exit $status): $stderr"
+    CODE=${output: -3}
+    output=${output:0:${#output}-3}
+    output=${output%$'\n'} # the body's own last line end
+}
+
+# expect_code WANT: the last api call got HTTP status WANT.
+expect_code() {
+    [[ $CODE == "$1" ]] || fail "$(printf 'expected HTTP %s, got %s; body:\n%s' "$1" "$CODE" "$(indent "$output")")"
+}
+
+# expect_json_error: the body is {"error": "..."}, served as application/json.
+expect_json_error() {
+    [[ $output =~ ^\{[[:space:]]*\"error\"[[:space:]]*:[[:space:]]*\"[^\"].*\"[[:space:]]*\}$ ]] ||
+        fail "expected a JSON error body like {\"error\": \"...\"}, got: $output"
+    grep -qi '^Content-Type: application/json' "$T/headers" || fail "an error body must be Content-Type: application/json"
+}
+
+# py SCRIPT: runs python with http.client connected to the server as `c`.
+py() {
+    run_limited 10 python3 -c "import http.client, json, sys
+c = http.client.HTTPConnection('127.0.0.1', $SERVER_PORT, timeout=5)
+JSON = {'Content-Type': 'application/json'}
+$1"
+    [[ $status == 0 ]] || fail "$(printf 'the python client failed:\n%s\n%s' "$(indent "$output")" "$(indent "$stderr")")"
+}
+
+@test "POST /notes creates a note: 201, Location: /notes/1, and the note as JSON" {
+    api POST /notes '{"text": "buy milk"}'
+    expect_code 201
+    assert_output '{"id":1,"text":"buy milk"}'
+    grep -qi '^Location: /notes/1' "$T/headers" || fail "no Location: /notes/1 in:$(printf '\n%s' "$(cat "$T/headers")")"
+    grep -qi '^Content-Type: application/json' "$T/headers" || fail "no Content-Type: application/json"
+}
+
+@test "GET /notes lists every note in order, GET /notes/ID returns one (python http.client)" {
+    py '
+for t in ["one", "two", "three"]:
+    c.request("POST", "/notes", json.dumps({"text": t}), JSON); r = c.getresponse(); r.read()
+    assert r.status == 201, r.status
+c.request("GET", "/notes"); r = c.getresponse()
+notes = json.loads(r.read())
+assert r.status == 200 and [n["text"] for n in notes] == ["one", "two", "three"], notes
+assert [n["id"] for n in notes] == [1, 2, 3], notes
+c.request("GET", "/notes/2"); r = c.getresponse()
+assert r.status == 200 and json.loads(r.read()) == {"id": 2, "text": "two"}'
+}
+
+@test "PUT replaces a note's text (200); DELETE removes it (204), then it is 404" {
+    api POST /notes '{"text": "draft"}'
+    api PUT /notes/1 '{"text": "final"}'
+    expect_code 200
+    assert_output '{"id":1,"text":"final"}'
+    api DELETE /notes/1
+    expect_code 204
+    assert_output ""
+    api GET /notes/1
+    expect_code 404
+    expect_json_error
+}
+
+@test "string escapes survive the round trip both ways: quotes, backslashes, control characters, \\uXXXX, emoji" {
+    py '
+texts = ["say \"hi\"", "back\\slash", "line\nbreak\ttab", "\u0001\u001f", "caf\u00e9 \u4e2d", "\U0001F600 smile", "", "</script>"]
+for i, t in enumerate(texts, 1):
+    for body in (json.dumps({"text": t}), json.dumps({"text": t}, ensure_ascii=False)):
+        c.request("POST", "/notes", body.encode(), JSON); r = c.getresponse(); got = json.loads(r.read())
+        assert r.status == 201 and got["text"] == t, (t, r.status, got)
+c.request("GET", "/notes"); r = c.getresponse(); raw = r.read()
+assert all(n["text"] == texts[(n["id"] - 1) // 2] for n in json.loads(raw)), raw'
+}
+
+@test "malformed JSON, a missing or non-string \"text\", and bad UTF-8 get 400 with a JSON error" {
+    py '
+bad = [b"{\"text\": \"unterminated}", b"{\"text\": \"x\",}", b"{\x27text\x27: \x27single quotes\x27}",
+       b"{\"text\": \"x\"} trailing", b"{\"text\": [\"a\", \"list\"]}", b"{\"text\": {\"nested\": 1}}",
+       b"{\"text\": 42}", b"{\"note\": \"no text field\"}", b"{\"text\": \"a\", \"text\": \"twice\"}",
+       b"{\"text\": \"\\ud800 a lone surrogate\"}", b"{\"text\": \"\\x escape\"}",
+       b"{\"text\": \"raw \x01 control\"}", b"{\"text\": \"bad \xff utf-8\"}",
+       b"{\"text\": \"overlong \xc0\xaf\"}", b"[1, 2]", b"not json at all", b""]
+wrong = []
+for body in bad:
+    c.request("POST", "/notes", body, JSON); r = c.getresponse(); raw = r.read()
+    try:
+        ok = r.status == 400 and isinstance(json.loads(raw)["error"], str)
+    except Exception:
+        ok = False
+    ok = ok and r.getheader("Content-Type", "").startswith("application/json")
+    if not ok:
+        wrong.append("%r -> %d %r" % (body, r.status, raw[:80]))
+c.request("GET", "/notes"); r = c.getresponse(); listed = r.read()
+if listed.strip() != b"[]":
+    wrong.append("after only bad bodies, GET /notes should be [], got %r" % listed)
+if wrong:
+    sys.exit("expected 400 with a JSON error body for each of these:\n" + "\n".join(wrong))'
+}
+
+@test "404 for an unknown note or path, with a JSON error body" {
+    api GET /notes/99
+    expect_code 404
+    expect_json_error
+    api GET /nothing-here
+    expect_code 404
+    expect_json_error
+    api GET /notes/abc
+    expect_code 404
+}
+
+@test "405 with an Allow header for a method the path does not take" {
+    api DELETE /notes
+    expect_code 405
+    expect_json_error
+    grep -qi '^Allow: GET, HEAD, POST' "$T/headers" || fail "no 'Allow: GET, HEAD, POST' for /notes"
+    api POST /notes '{"text": "x"}'
+    api POST /notes/1 '{"text": "x"}'
+    expect_code 405
+    grep -qi '^Allow: GET, HEAD, PUT, DELETE' "$T/headers" || fail "no 'Allow: GET, HEAD, PUT, DELETE' for /notes/1"
+}
+
+@test "415 unless the body is Content-Type: application/json" {
+    run_limited 5 curl -sS -o /dev/null -w '%{http_code}' -H 'Content-Type: text/plain' --data-binary '{"text":"x"}' "$BASE/notes"
+    assert_output 415
+    run_limited 5 curl -sS -o /dev/null -w '%{http_code}' --data-binary '{"text":"x"}' "$BASE/notes"
+    assert_output 415
+    run_limited 5 curl -sS -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json; charset=utf-8' --data-binary '{"text":"x"}' "$BASE/notes"
+    assert_output 201
+}
+
+@test "413 for a body over 1 MiB, and the server goes on" {
+    head -c 2000000 /dev/zero | tr '\0' a | sed 's/^/{"text":"/; s/$/"}/' >"$T/big.json"
+    run_limited 10 curl -sS -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' --data-binary "@$T/big.json" "$BASE/notes"
+    assert_output 413
+    api GET /notes
+    expect_code 200
+}
+
+@test "a request whose body arrives in small pieces is read whole" {
+    local body='{"text": "arrived in pieces"}'
+    printf 'POST /notes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s' \
+        "${#body}" "$body" >"$T/req"
+    spawn slow "$PEER" -s "$T/req" -k 4 -d 3 -r "$T/slow.got" -C 127.0.0.1 "$SERVER_PORT"
+    peer_done slow 10
+    grep -qa '^HTTP/1.1 201 ' "$T/slow.got" || fail "expected 201, got: $(head -c 300 "$T/slow.got")"
+    grep -qa '"text":"arrived in pieces"' "$T/slow.got" || fail "the note is not in the response: $(cat "$T/slow.got")"
+}
+
+@test "keeps the connection alive across requests (python http.client, one socket)" {
+    py '
+c.request("POST", "/notes", json.dumps({"text": "a"}), JSON); c.getresponse().read()
+sock = c.sock
+for _ in range(20):
+    c.request("GET", "/notes/1"); r = c.getresponse(); r.read()
+    assert r.status == 200
+assert c.sock is sock, "the connection was not kept alive"'
+}
+
+@test "handles the hostile-input corpus and keeps serving" {
+    assert_survives_hostile_corpus /notes
+}
+
+@test "follows the CLI conventions: -h, usage errors" {
+    run_prog rest_server -h
+    assert_status 0
+    assert_output --partial "usage: rest_server"
+    run_prog rest_server -p 99999
+    assert_status 2
+    run_prog rest_server extra-argument
+    assert_status 2
+}
