@@ -61,6 +61,7 @@ prog() {
     local path=$PROG_DIR/$LESSON/$1
     if [[ ! -x $path ]]; then
         fail "$(printf '%s is not built.\nRun make (compiler errors are shown there), then run the tests again.' "${path#"$REPO_ROOT"/}")"
+        return 1
     fi
     printf '%s' "$path"
 }
@@ -118,6 +119,9 @@ run_limited() {
 explain_abnormal_exit() {
     local name=$1 secs=$2
     case $status in
+    126 | 127)
+        fail "$(printf '%s could not be run (exit %s): it is not built, or not executable. Run make.\nstderr:\n%s' "$name" "$status" "$(indent "$stderr")")"
+        ;;
     124 | 137)
         fail "$(printf '%s did not finish within %s s: it hung.\n(Is it waiting for input that never comes, or for an EOF it never asked for?)\nstdout so far:\n%s\nstderr so far:\n%s' \
             "$name" "$secs" "$(indent "$output")" "$(indent "$stderr")")"

@@ -16,7 +16,7 @@
  *   connected to IP port PORT from IP port PORT   (connect mode)
  *   done: received N bytes, sent N bytes, HOW
  * where HOW is eof (the other side closed), closed (we closed after -c),
- * reset (we sent RST: -R or -x), peer-reset (we got RST), peer-closed
+ * reset (we sent RST: -R, -x or -X), peer-reset (we got RST), peer-closed
  * (EPIPE while sending), no-eof (-E ran out) or timeout (-t ran out).
  */
 #include <arpa/inet.h>
@@ -51,6 +51,7 @@ struct options {
     long eof_wait_ms;                      /* -E: 0 = forever */
     long close_after, reset_after;         /* -c, -R: -1 = never */
     int reset_at_end;                      /* -x */
+    int reset_after_send;                  /* -X */
     int never_read;                        /* -W */
     int hold_open;                         /* -H: no shutdown(SHUT_WR) */
     long idle_ms;                          /* -t: 0 = forever */
@@ -232,6 +233,11 @@ static const char *on_writable(struct conn *c, const struct options *o, const st
         c->next_send_at = now_ms() + o->send_delay_ms;
     if ((size_t)c->sent == p->len) {
         c->write_done = 1;
+        if (o->reset_after_send) {
+            abort_connection(c->fd);
+            c->fd = -1;
+            return "reset";
+        }
         if (!o->hold_open)
             shutdown(c->fd, SHUT_WR);
     }
@@ -409,6 +415,7 @@ static void usage(FILE *to)
           "  -E MS      with -e, give up waiting for EOF after MS\n"
           "  -c N       close after receiving N bytes  -R N     reset after N bytes\n"
           "  -x         reset instead of closing at the end\n"
+          "  -X         reset as soon as FILE is sent (no FIN, no wait for EOF)\n"
           "  -K N       read at most N bytes at a time -w MS    pause MS between reads\n"
           "  -W         never read                     -H       no shutdown after sending\n"
           "  -t MS      give up on a silent connection after MS (10000; 0: never)\n",
@@ -421,7 +428,7 @@ static void parse_options(int argc, char **argv, struct options *o)
                           .send_chunk = DEFAULT_CHUNK, .read_chunk = DEFAULT_CHUNK,
                           .close_after = -1, .reset_after = -1, .idle_ms = DEFAULT_IDLE_MS};
     int ch;
-    while ((ch = getopt(argc, argv, "b:p:n:r:s:k:d:eE:c:R:xK:w:WHt:Ch")) != -1) {
+    while ((ch = getopt(argc, argv, "b:p:n:r:s:k:d:eE:c:R:xXK:w:WHt:Ch")) != -1) {
         switch (ch) {
         case 'b': o->bind_addr = optarg; break;
         case 'p': o->bind_port = optarg; break;
@@ -435,6 +442,7 @@ static void parse_options(int argc, char **argv, struct options *o)
         case 'c': o->close_after = parse_num(optarg, "-c"); break;
         case 'R': o->reset_after = parse_num(optarg, "-R"); break;
         case 'x': o->reset_at_end = 1; break;
+        case 'X': o->reset_after_send = 1; break;
         case 'K': o->read_chunk = (size_t)parse_num(optarg, "-K"); break;
         case 'w': o->read_delay_ms = parse_num(optarg, "-w"); break;
         case 'W': o->never_read = 1; break;
