@@ -20,10 +20,13 @@ LESSON_BINS   := $(patsubst %.c,$(BUILD)/%,$(LESSON_SRCS))
 SOLUTION_BINS := $(patsubst %.c,$(BUILD)/%,$(SOLUTION_SRCS))
 PEER          := build/support/peer
 
-# make check LESSON=07 grades only the lessons whose name starts with 07.
+# make check LESSON=07 (or LESSON=7) grades only lesson 07, and builds
+# only its programs.
 LESSON  ?=
+LESSON_ID := $(if $(filter 1 2 3 4 5 6 7 8 9,$(LESSON)),0$(LESSON),$(LESSON))
+CHECKED_BINS := $(if $(LESSON_ID),$(filter $(BUILD)/lessons/$(LESSON_ID)%,$(LESSON_BINS)),$(LESSON_BINS))
 JOBS    ?= 3
-GRADE    = tests/support/grade -j $(JOBS) $(if $(LESSON),-l $(LESSON))
+GRADE    = tests/support/grade -j $(JOBS) $(if $(LESSON_ID),-l $(LESSON_ID))
 
 .PHONY: all lessons solutions support check check-solutions test bench deps clean help \
         progress hint watch reset handout classroom need-solutions fuzz
@@ -49,7 +52,7 @@ $(PEER): tests/support/peer.c
 # Grading keeps going past a lesson that does not compile: its tests then
 # fail with "not built", and every other lesson is still graded.
 check:
-	@$(MAKE) -s --no-print-directory -k lessons support || true
+	@$(MAKE) -s --no-print-directory -k $(CHECKED_BINS) support || true
 	@$(GRADE) -r build/lessons
 
 check-solutions: need-solutions
@@ -93,20 +96,20 @@ fuzz: need-solutions $(FUZZER)
 
 # Which lessons are done and which is next, from a fresh test run.
 progress:
-	@$(MAKE) -s --no-print-directory -k lessons support || true
+	@$(MAKE) -s --no-print-directory -k $(LESSON_BINS) support || true
 	@$(GRADE) -r build/lessons -m progress
 
 # The next hint of a lesson (LESSON=NN; default: the next unfinished one).
 hint:
-	@tests/support/hint "$(LESSON)" $(HINT)
+	@tests/support/hint "$(LESSON_ID)" $(HINT)
 
 # Rebuild and re-grade a lesson on every save.
 watch:
-	@tests/support/watch "$(LESSON)"
+	@tests/support/watch "$(LESSON_ID)"
 
 # Put a lesson's starter back (asks first; keeps yours as PROG.c.bak).
 reset:
-	@tests/support/reset "$(LESSON)"
+	@tests/support/reset "$(LESSON_ID)" $(if $(YES),-y)
 
 ### for instructors ###
 
@@ -143,7 +146,7 @@ help:
 	@echo "make progress         which lessons are done, and the next one"
 	@echo "make hint LESSON=NN   the next hint for a lesson (HINT=N shows hint N again)"
 	@echo "make watch LESSON=NN  re-grade a lesson every time you save"
-	@echo "make reset LESSON=NN  put a lesson's starter back (asks first)"
+	@echo "make reset LESSON=NN  put a lesson's starter back (asks first; YES=1 does not)"
 	@echo "make handout          the student tarball, without solutions/"
 	@echo "make fuzz             fuzz lesson 14's request parser (FUZZ_SECONDS=60)"
 	@echo "make deps             install bats-core and the tools the tests use"

@@ -29,11 +29,25 @@ run_hello() {
     if [[ $status != 0 && $stderr == *"Bad file descriptor"* ]]; then
         fail "$(printf 'hello_client failed with "Bad file descriptor". Did you close() the socket before reading the reply?\nclose() gives the descriptor back for both directions; shutdown(sock, SHUT_WR) ends only the sending half.\nstderr:\n%s' "$(indent "$stderr")")"
     fi
+    if [[ $status != 0 && $stderr == *"Connection reset by peer"* ]]; then
+        explain_shut_rdwr
+    fi
     assert_status 0
+    explain_no_eof
+}
+
+# explain_no_eof: fails, explaining the half-close, if the server never saw
+# the client's EOF (the peer reports "no-eof" when its wait runs out).
+explain_no_eof() {
     peer_done
     if [[ $PEER_HOW == no-eof ]]; then
         fail "$(printf 'the server waited %s ms for the end of your message and never saw it, so it never answered\n(it received %s bytes, then gave up and closed: the peer reported "no-eof").\nThe client never called shutdown(sock, SHUT_WR) after sending. TCP has no message boundaries:\nthe only way to say "that was all" is the FIN that shutdown(SHUT_WR) sends; recv() on the\nother side then returns 0.' "$EOF_WAIT_MS" "$PEER_RECEIVED")"
     fi
+}
+
+# explain_shut_rdwr: the client shut down both directions.
+explain_shut_rdwr() {
+    fail "$(printf 'hello_client failed with "Connection reset by peer". Did you shut down both directions, SHUT_RDWR?\nOn Linux, a reply that arrives after SHUT_RD makes the kernel answer with RST, and recv() then\nfails with ECONNRESET. Shut only the sending half: shutdown(sock, SHUT_WR).\nstderr:\n%s' "$(indent "$stderr")")"
 }
 
 # assert_received TEXT: the server received exactly TEXT, nothing more.
@@ -60,7 +74,8 @@ assert_whole_reply() {
     want=$(wc -c <"$reply" | tr -d ' ')
     got=$(wc -c <"$T/got" | tr -d ' ')
     if ((got == 0 && want > 0)); then
-        fail "$(printf 'the server sent a %s-byte reply, but hello_client printed nothing.\n(Did you shut down both directions, SHUT_RDWR? Then recv() returns 0 at once. Only the sending half, SHUT_WR, should be shut.)' "$want")"
+        explain_no_eof
+        fail "$(printf 'the server sent a %s-byte reply, but hello_client printed nothing.\n(Did you shut down both directions, SHUT_RDWR? Only the sending half, SHUT_WR, should be shut.)' "$want")"
     fi
     assert_same_stream "$reply" "$T/got" "the reply the server sent and what hello_client printed"
 }
@@ -139,6 +154,7 @@ assert_whole_reply() {
     printf 'Hello from 127.0.0.1' >"$T/reply"
     start_hello_server "$T/reply"
     run_to_file "$T/got" hello_client localhost "$PEER_PORT"
+    [[ $status == 0 || $stderr != *"Connection reset by peer"* ]] || explain_shut_rdwr
     assert_status 0
     assert_whole_reply "$T/reply"
 }
@@ -149,6 +165,7 @@ assert_whole_reply() {
     use_two_addresses twoaddr.test
     run_to_file "$T/got" hello_client twoaddr.test "$PEER_PORT"
     explain_two_addresses twoaddr.test "$PEER_PORT"
+    [[ $status == 0 || $stderr != *"Connection reset by peer"* ]] || explain_shut_rdwr
     assert_status 0
     assert_whole_reply "$T/reply"
 }
