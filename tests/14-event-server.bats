@@ -130,6 +130,27 @@ count_responses() {
     [[ $(count_responses "$T/c.got") == 1 ]] || fail "after a 413 the connection must close (one response), got $(count_responses "$T/c.got")"
 }
 
+@test "never echoes the request into a redirect: no open redirect, no limit on the query" {
+    serve
+    run_limited 5 curl -sS --path-as-is -o /dev/null -w '%{http_code} %header{location}' "http://127.0.0.1:$SERVER_PORT//evil.example/../docs"
+    assert_output "301 /docs/"
+    local query
+    query=$(head -c 3000 /dev/zero | tr '\0' q)
+    run_limited 5 curl -sS -o /dev/null -w '%{http_code} %header{location}' "http://127.0.0.1:$SERVER_PORT/docs?$query"
+    assert_output "301 /docs/"
+}
+
+@test "reads a target exactly as long as it is: a listing request followed by 50 KB of bytes" {
+    serve
+    # 50176 bytes in all: exactly the solution's input buffer, so a server
+    # that treats the target as a C string reads past the buffer's end
+    # (the sanitizer build of make test reports it).
+    { printf 'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'; head -c 50130 /dev/zero | tr '\0' A; } >"$T/req"
+    exchange listing "$T/req"
+    head -1 "$T/listing.got" | grep -q '^HTTP/1.1 200 ' || fail "expected 200 for the listing, got: $(head -1 "$T/listing.got")"
+    assert_serves_hello
+}
+
 @test "handles the hostile-input corpus and keeps serving" {
     serve
     assert_survives_hostile_corpus /hello.txt

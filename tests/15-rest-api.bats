@@ -163,6 +163,29 @@ if wrong:
     grep -qa '"text":"arrived in pieces"' "$T/slow.got" || fail "the note is not in the response: $(cat "$T/slow.got")"
 }
 
+@test "answers Expect: 100-continue before the body is sent (curl -T waits for it)" {
+    py '
+import socket
+s = socket.create_connection(("127.0.0.1", c.port), timeout=3)
+body = b"{\"text\": \"sent after 100\"}"
+s.sendall(b"POST /notes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body))
+first = s.recv(4096)
+assert first.startswith(b"HTTP/1.1 100 "), "expected HTTP/1.1 100 Continue before sending the body, got %r" % first
+s.sendall(body)
+rest = b""
+while b"sent after 100" not in rest:
+    chunk = s.recv(4096)
+    assert chunk, "the connection closed; got %r" % rest
+    rest += chunk
+assert rest.startswith(b"HTTP/1.1 201 "), rest'
+}
+
+@test "one URL per note: /notes/01 is not /notes/1" {
+    api POST /notes '{"text": "one"}'
+    api GET /notes/01
+    expect_code 404
+}
+
 @test "keeps the connection alive across requests (python http.client, one socket)" {
     py '
 c.request("POST", "/notes", json.dumps({"text": "a"}), JSON); c.getresponse().read()

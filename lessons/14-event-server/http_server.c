@@ -77,7 +77,7 @@
 #define MAX_HEADERS        (32 * 1024)  /* all header lines together: 431 */
 #define IN_BUF_SIZE        (2 * MAX_REQUEST_LINE + MAX_HEADERS + 1024) /* + leading empty lines */
 #define MAX_PATH_BYTES     4096         /* a decoded path longer: 414 */
-#define SMALL_FILE         (64 * 1024)  /* read into the response, one write */
+#define SMALL_FILE_BYTES         (64 * 1024)  /* read into the response, one write */
 #define DEFAULT_TIMEOUT_S  15           /* -t: header, idle and send timeouts */
 #define LINGER_MS          2000         /* reading leftovers before a close */
 #define DEFAULT_MAX_CONNS  20000        /* -c, clamped to the fd limit */
@@ -770,7 +770,7 @@ static int respond_error(struct server *s, struct conn *c, int status, int is_he
     char body[160];
     int n = snprintf(body, sizeof body, "<!DOCTYPE html>\n<title>%d %s</title>\n<h1>%d %s</h1>\n",
                      status, reason_phrase(status), status, reason_phrase(status));
-    if (response_head(s, c, status, "text/html", n) || (extra && buf_printf(&c->out, "%s", extra)) ||
+    if (response_head(s, c, status, "text/html", n) || (extra && buf_append(&c->out, extra, strlen(extra))) ||
         buf_append(&c->out, "\r\n", 2) || (!is_head && buf_append(&c->out, body, (size_t)n)))
         return -1;
     return 0;
@@ -794,18 +794,34 @@ static int append_html_escaped(struct buf *b, const char *s)
     return rc;
 }
 
-/* Appends a name percent-encoded for use in a URL path segment. */
-static int append_url_encoded(struct buf *b, const char *s)
+/* Appends s percent-encoded for a URL path: unreserved characters (and
+ * the characters in keep) as they are, every other byte as %XX. */
+static int append_encoded(struct buf *b, const char *s, const char *keep)
 {
+    static const char hex[] = "0123456789ABCDEF";
     int rc = 0;
     for (; *s && !rc; s++) {
         unsigned char c = (unsigned char)*s;
-        if (isalnum(c) || strchr("-._~", c))
+        if (isalnum(c) || strchr("-._~", c) || strchr(keep, c)) {
             rc = buf_append(b, s, 1);
-        else
-            rc = buf_printf(b, "%%%02X", c);
+        } else {
+            char esc[3] = {'%', hex[c >> 4], hex[c & 15]};
+            rc = buf_append(b, esc, 3);
+        }
     }
     return rc;
+}
+
+/* One name in a link: a "/" in it is data, not a separator. */
+static int append_url_encoded(struct buf *b, const char *s)
+{
+    return append_encoded(b, s, "");
+}
+
+/* A path below DIR: its "/" separate segments. */
+static int append_path_encoded(struct buf *b, const char *s)
+{
+    return append_encoded(b, s, "/");
 }
 
 static int compare_names(const void *a, const void *b)
@@ -847,18 +863,20 @@ static int read_dir_names(int dir_fd, char ***names_out)
     return n;
 }
 
-/* An HTML page listing the directory, every name escaped twice over:
- * percent-encoded in the link, HTML-escaped in the text. */
+/* An HTML page listing the directory (shown_path: its name below DIR,
+ * "" for DIR itself), every name escaped twice over: percent-encoded in
+ * the link, HTML-escaped in the text. */
 static int build_listing(int dir_fd, const char *shown_path, struct buf *page)
 {
     char **names;
     int n = read_dir_names(dir_fd, &names);
     if (n < 0)
         return -1;
-    int rc = buf_printf(page, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Index of ") ||
+    int rc = buf_printf(page, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Index of /") ||
              append_html_escaped(page, shown_path) ||
-             buf_printf(page, "</title></head>\n<body><h1>Index of ") ||
-             append_html_escaped(page, shown_path) || buf_printf(page, "</h1>\n<ul>\n");
+             buf_printf(page, "%s</title></head>\n<body><h1>Index of /", *shown_path ? "/" : "") ||
+             append_html_escaped(page, shown_path) ||
+             buf_printf(page, "%s</h1>\n<ul>\n", *shown_path ? "/" : "");
     for (int i = 0; i < n; i++) {
         struct stat st;
         int is_dir = fstatat(dir_fd, names[i], &st, 0) == 0 && S_ISDIR(st.st_mode);
@@ -893,20 +911,24 @@ static int append_file(struct buf *b, int fd, off_t size)
 
 /* Answers a directory: 301 to add the slash, or a listing; or, when it
  * holds an index.html, returns 0 with *index_fd open on it for the caller
- * to serve as a file. Takes ownership of dir_fd. */
-static int serve_directory(struct server *s, struct conn *c, const struct request *req, int dir_fd,
+ * to serve as a file. rel: the normalised name from resolve_path().
+ * Takes ownership of dir_fd. */
+static int serve_directory(struct server *s, struct conn *c, const char *rel, int dir_fd,
                            int dir_form, int is_head, long long *body, int *index_fd)
 {
+    const char *shown = strcmp(rel, ".") == 0 ? "" : rel;
     if (!dir_form) {
-        /* "/docs" -> "/docs/": relative links in the page need the slash. */
-        size_t path_len = strcspn(req->target, "?");
-        if (path_len > req->target_len)
-            path_len = req->target_len;
-        char location[MAX_REQUEST_LINE + 32];
-        snprintf(location, sizeof location, "Location: %.*s/%.*s\r\n", (int)path_len, req->target,
-                 (int)(req->target_len - path_len), req->target + path_len);
+        /* "/docs" -> "/docs/": relative links in the page need the slash.
+         * Built from the normalised name, never echoed from the request:
+         * "//evil.example/../docs" must not become "Location: //evil...",
+         * which a browser reads as another host (an open redirect). */
+        struct buf location = {0};
+        int rc = buf_append(&location, "Location: /", 11) || append_path_encoded(&location, shown) ||
+                 buf_append(&location, "/\r\n", 4) || buf_append(&location, "", 1);
         close(dir_fd);
-        return respond_error(s, c, 301, is_head, location) ? -1 : 301;
+        rc = rc || respond_error(s, c, 301, is_head, location.data);
+        buf_free(&location);
+        return rc ? -1 : 301;
     }
     *index_fd = openat(dir_fd, "index.html", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     struct stat st;
@@ -919,10 +941,6 @@ static int serve_directory(struct server *s, struct conn *c, const struct reques
     *index_fd = -1;
 
     struct buf page = {0};
-    size_t path_len = strcspn(req->target, "?");
-    char shown[MAX_REQUEST_LINE + 1];
-    snprintf(shown, sizeof shown, "%.*s", (int)(path_len < req->target_len ? path_len : req->target_len),
-             req->target);
     int rc = build_listing(dir_fd, shown, &page);
     close(dir_fd);
     if (rc) {
@@ -958,7 +976,7 @@ static int serve_file(struct server *s, struct conn *c, const struct request *re
     }
     if (is_head || st->st_size == 0) {
         close(fd);
-    } else if (st->st_size <= SMALL_FILE) {
+    } else if (st->st_size <= SMALL_FILE_BYTES) {
         int rc = append_file(&c->out, fd, st->st_size);
         close(fd);
         if (rc)
@@ -1031,7 +1049,7 @@ static int handle_request(struct server *s, struct conn *c, const struct request
     }
     const char *name = rel;
     if (S_ISDIR(st.st_mode)) {
-        status = serve_directory(s, c, req, fd, dir_form, is_head, body, &fd);
+        status = serve_directory(s, c, rel, fd, dir_form, is_head, body, &fd);
         if (status != 0)
             return status;
         if (fstat(fd, &st) < 0) { /* fd: its index.html */
@@ -1053,7 +1071,7 @@ static int handle_request(struct server *s, struct conn *c, const struct request
 #define MSG_NOSIGNAL 0 /* macOS: SIGPIPE is ignored process-wide anyway */
 #endif
 #ifndef MSG_MORE
-#define MSG_MORE 0 /* Linux: "more is coming" (the file after the head) */
+#define MSG_MORE 0 /* elsewhere: no such hint; TCP_NODELAY already set */
 #endif
 
 enum send_result { SENT_ALL, SEND_BLOCKED, CONN_GONE };
@@ -1129,8 +1147,8 @@ static enum send_result conn_send(struct server *s, struct conn *c)
      *     conn_want(s, c, EV_WRITE) and return SEND_BLOCKED (the loop calls
      *     us again when it drains). Any other error: conn_close(), CONN_GONE;
      *   - all sent: close c->file_fd (set it to -1), empty c->out (free it
-     *     if it grew past 4 * SMALL_FILE), then either conn_linger() and
-     *     return CONN_GONE (no keep-alive), or c->state = C_READING and
+     *     if it grew past 4 * SMALL_FILE_BYTES), then either conn_linger()
+     *     and return CONN_GONE (no keep-alive), or c->state = C_READING and
      *     return SENT_ALL.
      * Read send(2), and sendfile(2) for the "file" half. */
     (void)send_file_chunk;
@@ -1212,6 +1230,26 @@ static void conn_process(struct server *s, struct conn *c)
     }
 }
 
+/*
+ * Parsing from the start of the head again on every recv() is quadratic:
+ * a client sending one short header line per packet would make us parse
+ * 32 KiB hundreds of times. So we parse only when the head may be
+ * complete (the new bytes, with the 3 before them, hold an empty line),
+ * when the line still open grew past its limit, or when the buffer is full
+ * (then the parser answers 414 or 431). Tracks where the last line starts.
+ */
+static int head_may_be_complete(struct conn *c, size_t old_len)
+{
+    size_t from = old_len > 3 ? old_len - 3 : 0;
+    int complete = 0;
+    for (size_t i = from; i + 1 < c->in_len && !complete; i++)
+        complete = c->in[i] == '\n' && (c->in[i + 1] == '\n' ||
+                                        (c->in[i + 1] == '\r' && i + 2 < c->in_len && c->in[i + 2] == '\n'));
+    if (memchr(c->in + old_len, '\n', c->in_len - old_len))
+        c->line_start = last_line_start(c->in, c->in_len);
+    return complete;
+}
+
 static void conn_on_readable(struct server *s, struct conn *c)
 {
     if (c->state == C_LINGERING) {
@@ -1242,14 +1280,9 @@ static void conn_on_readable(struct server *s, struct conn *c)
     c->last_progress_ms = now;
     size_t old_len = c->in_len;
     c->in_len += (size_t)n;
-    /* Parsing again is only worth it when a line ended, or when the line
-     * still open grew past a limit (then the parser says 414 or 431). */
-    const char *lf = memchr(c->in + old_len, '\n', (size_t)n);
-    if (lf)
-        c->line_start = last_line_start(c->in, c->in_len);
-    else if (c->in_len - c->line_start <= MAX_HEADER_LINE)
-        return;
-    conn_process(s, c);
+    if (head_may_be_complete(c, old_len) || c->in_len - c->line_start > MAX_HEADER_LINE ||
+        c->in_len == IN_BUF_SIZE)
+        conn_process(s, c);
 }
 
 static void conn_on_writable(struct server *s, struct conn *c)
@@ -1358,8 +1391,16 @@ static void expire_connections(struct server *s)
     long long now = now_ms();
     for (struct conn *c = s->conns, *next; c; c = next) {
         next = c->next;
-        if (now >= conn_deadline(s, c))
+        if (now >= conn_deadline(s, c)) {
+            /* A client that stopped reading may have megabytes queued in
+             * our socket buffer: reset instead of leaving the kernel to
+             * deliver them (nginx: reset_timedout_connection). */
+            if (c->state == C_WRITING) {
+                struct linger lg = {1, 0};
+                setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+            }
             conn_close(s, c);
+        }
     }
     if (s->accept_paused_until_ms && now >= s->accept_paused_until_ms && s->listen_fd >= 0) {
         s->accept_paused_until_ms = 0;
@@ -1385,7 +1426,8 @@ static void start_drain(struct server *s)
     s->listen_fd = -1;
 }
 
-static void run_loop(struct server *s)
+/* Returns 0 after a clean stop, -1 if waiting for events failed. */
+static int run_loop(struct server *s)
 {
     struct ready ready[MAX_EVENTS];
     long long last_scan = now_ms();
@@ -1397,7 +1439,9 @@ static void run_loop(struct server *s)
         int n = ev_wait(&s->ev, ready, MAX_EVENTS, TIMER_TICK_MS);
         if (n < 0 && errno != EINTR) {
             fprintf(stderr, PROG ": wait: %s\n", strerror(errno));
-            break;
+            while (s->conns)
+                conn_close(s, s->conns);
+            return -1;
         }
         for (int i = 0; i < n; i++) {
             if (ready[i].fd == s->listen_fd) {
@@ -1419,6 +1463,7 @@ static void run_loop(struct server *s)
     }
     while (s->conns)
         conn_close(s, s->conns);
+    return 0;
 }
 
 /*** setting up ***/
@@ -1578,12 +1623,12 @@ int main(int argc, char **argv)
     if (s.listen_fd < 0 || ev_watch(&s.ev, s.listen_fd, EV_READ, 1) < 0 || print_listening(s.listen_fd) < 0)
         return 1;
 
-    run_loop(&s);
+    int status = run_loop(&s) < 0 ? 1 : 0;
 
     if (s.listen_fd >= 0)
         close(s.listen_fd);
     close(s.root_fd);
     ev_close(&s.ev);
     free(s.by_fd);
-    return 0;
+    return status;
 }

@@ -14,7 +14,8 @@
  * application/json (else 415). Errors are JSON too, {"error": "..."}:
  * 400 bad JSON or a missing/wrong field, 404 no such note or path, 405
  * with Allow for a method the path does not take, 411 a chunked body,
- * 413 a body over 1 MiB, 507 when the store is full.
+ * 413 a body over 1 MiB, 507 when the store is full (10,000 notes or
+ * 16 MiB of text: every buffer has a named limit).
  *
  * The loop, the request parser and the limits are lesson 14's (copied:
  * every lesson stands alone), minus the files and plus request bodies.
@@ -61,6 +62,8 @@
 #define MAX_HEAD           (2 * MAX_REQUEST_LINE + MAX_HEADERS + 1024)
 #define MAX_BODY           (1024 * 1024) /* a request body larger: 413 */
 #define MAX_NOTES          10000        /* more: 507 */
+#define MAX_STORE_BYTES    (16 * 1024 * 1024) /* all notes' text together; more: 507 */
+#define KEEP_OUT_BUF_BYTES (256 * 1024) /* an idle client keeps no bigger buffer */
 #define DEFAULT_TIMEOUT_S  15           /* -t: header, body, idle and send */
 #define LINGER_MS          2000         /* reading leftovers before a close */
 #define DEFAULT_MAX_CONNS  10000        /* -c, clamped to the fd limit */
@@ -83,6 +86,7 @@ struct request {
     int keep_alive;
     long long content_length; /* -1: none */
     int chunked;
+    int expect_continue;      /* Expect: 100-continue */
 };
 
 enum conn_state { C_READING, C_WRITING, C_LINGERING };
@@ -93,6 +97,7 @@ struct conn {
     char *in;                    /* grows to MAX_HEAD + MAX_BODY at most */
     size_t in_len, in_cap;
     size_t need;                 /* head + body bytes awaited, 0: head not parsed */
+    int continue_sent;           /* "100 Continue" already sent for this request */
     struct buf out;
     size_t out_off;
     int keep_alive;
@@ -127,6 +132,7 @@ struct note {
 struct store {
     struct note *notes;          /* in id order */
     size_t count, cap;
+    size_t bytes;                /* all texts together */
     long long next_id;
 };
 
@@ -455,6 +461,8 @@ static int parse_header_line(const char *line, size_t n, struct request *req, st
         req->chunked = 1;
     } else if (ci_equal(name, name_len, "connection")) {
         parse_connection(value, vlen, &hs->close_seen, &hs->keep_seen);
+    } else if (ci_equal(name, name_len, "expect")) {
+        req->expect_continue = ci_equal(value, vlen, "100-continue");
     } else if (ci_equal(name, name_len, "content-type")) {
         req->content_type = value;
         req->content_type_len = vlen;
@@ -539,7 +547,8 @@ static int http_parse_request(const char *buf, size_t len, struct request *req, 
  * (nesting, trailing commas, single quotes, bad escapes, invalid UTF-8,
  * raw control characters, garbage after the object) is refused: a server
  * that guesses what a malformed request meant is a server that can be
- * tricked. The writer escapes everything the reader would refuse raw.
+ * tricked. The writer escapes everything the reader would refuse raw
+ * (quotes, backslashes, control characters).
  */
 
 struct json_in {
@@ -752,8 +761,10 @@ static const char *json_read_note(const char *body, size_t len, struct buf *text
                 buf_free(&ignored);
                 if (bad)
                     return "malformed JSON string";
+            } else if (j.p < j.end && (*j.p == '{' || *j.p == '[')) {
+                return "nested objects and arrays are not accepted";
             } else if (json_skip_scalar(&j)) {
-                return "malformed JSON value (nested objects and arrays are not accepted)";
+                return "malformed JSON value";
             }
             json_skip_ws(&j);
             if (j.p < j.end && *j.p == ',') {
@@ -775,7 +786,8 @@ static const char *json_read_note(const char *body, size_t len, struct buf *text
 }
 
 /* Appends s as a JSON string literal: quotes, backslashes and control
- * characters escaped; everything else is valid UTF-8 already. */
+ * characters (below 0x20) escaped, as RFC 8259 requires; everything else
+ * is valid UTF-8 already and goes as it is. */
 static int json_write_string(struct buf *b, const char *s, size_t n)
 {
     int rc = buf_append(b, "\"", 1);
@@ -788,7 +800,13 @@ static int json_write_string(struct buf *b, const char *s, size_t n)
         case '\r': rc = buf_append(b, "\\r", 2); break;
         case '\t': rc = buf_append(b, "\\t", 2); break;
         default:
-            rc = c < 0x20 || c == 0x7f ? buf_printf(b, "\\u%04x", c) : buf_append(b, s + i, 1);
+            if (c < 0x20) {
+                static const char hex[] = "0123456789abcdef";
+                char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+                rc = buf_append(b, esc, 6);
+            } else {
+                rc = buf_append(b, s + i, 1);
+            }
         }
     }
     return rc || buf_append(b, "\"", 1);
@@ -821,7 +839,7 @@ static struct note *store_find(struct store *st, long long id)
 /* Takes ownership of text (a malloc'd buffer). NULL: out of room. */
 static struct note *store_add(struct store *st, char *text, size_t len)
 {
-    if (st->count >= MAX_NOTES)
+    if (st->count >= MAX_NOTES || len > MAX_STORE_BYTES - st->bytes)
         return NULL;
     if (st->count == st->cap) {
         size_t cap = st->cap ? st->cap * 2 : 16;
@@ -833,11 +851,13 @@ static struct note *store_add(struct store *st, char *text, size_t len)
     }
     struct note *n = &st->notes[st->count++];
     *n = (struct note){.id = st->next_id++, .text = text, .len = len};
+    st->bytes += len;
     return n;
 }
 
 static void store_remove(struct store *st, struct note *n)
 {
+    st->bytes -= n->len;
     free(n->text);
     size_t i = (size_t)(n - st->notes);
     memmove(n, n + 1, (st->count - i - 1) * sizeof *n);
@@ -930,6 +950,8 @@ static enum route route_of(const char *target, size_t len, long long *id)
         return ROUTE_NOTES;
     if (n < 8 || n > 7 + 15 || memcmp(target, "/notes/", 7) != 0)
         return ROUTE_NONE;
+    if (target[7] == '0') /* /notes/007 would name note 7 a second time */
+        return ROUTE_NONE;
     long long v = 0;
     for (size_t i = 7; i < n; i++) {
         if (target[i] < '0' || target[i] > '9')
@@ -1012,8 +1034,13 @@ static int replace_note(struct server *s, struct conn *c, const struct request *
     int status = read_text(s, c, req, body, len, &text);
     if (status)
         return status;
+    if (text.len > n->len && text.len - n->len > MAX_STORE_BYTES - s->store.bytes) {
+        buf_free(&text);
+        return respond_error(s, c, 507, "the note store is full", NULL, 0);
+    }
     if (!text.data && !(text.data = malloc(1)))
         return -1;
+    s->store.bytes = s->store.bytes - n->len + text.len;
     free(n->text);
     n->text = text.data;
     n->len = text.len;
@@ -1127,7 +1154,7 @@ static enum send_result conn_send(struct server *s, struct conn *c)
         c->out_off += (size_t)n;
         c->last_progress_ms = now_ms();
     }
-    if (c->out.cap > 256 * 1024)
+    if (c->out.cap > KEEP_OUT_BUF_BYTES)
         buf_free(&c->out); /* a big listing's buffer: not kept for an idle client */
     c->out.len = c->out_off = 0;
     if (!c->keep_alive) {
@@ -1207,6 +1234,9 @@ static void conn_process(struct server *s, struct conn *c)
             conn_want(s, c, EV_READ);
             return;
         }
+        /* Simplification: a chunked request body (RFC 9112 7.1) is refused
+         * with 411 Length Required; every client in this lab sends
+         * Content-Length. Lesson 13 shows how to decode chunks. */
         if (status == 0 && req.chunked)
             status = 411;
         else if (status == 0 && req.content_length > MAX_BODY)
@@ -1219,6 +1249,17 @@ static void conn_process(struct server *s, struct conn *c)
                 return;
             }
             c->need = used + body_len;
+            /* curl -T and others wait up to a second for this before
+             * sending the body (RFC 9110 10.1.1). */
+            if (req.expect_continue && !c->continue_sent) {
+                static const char go_on[] = "HTTP/1.1 100 Continue\r\n\r\n";
+                c->continue_sent = 1;
+                if (send(c->fd, go_on, sizeof go_on - 1, MSG_NOSIGNAL) < 0 && errno != EAGAIN &&
+                    errno != EWOULDBLOCK) {
+                    conn_close(s, c);
+                    return;
+                }
+            }
             conn_want(s, c, EV_READ);
             return;
         }
@@ -1240,10 +1281,30 @@ static void conn_process(struct server *s, struct conn *c)
         }
         c->line_start = last_line_start(c->in, c->in_len);
         c->request_start_ms = c->in_len ? now_ms() : 0;
+        c->continue_sent = 0;
         c->state = C_WRITING;
         if (conn_send(s, c) != SENT_ALL)
             return;
     }
+}
+
+/*
+ * Parsing from the start of the head again on every recv() is quadratic:
+ * a client sending one short header line per packet would make us parse
+ * 32 KiB hundreds of times. So we parse only when the head may be
+ * complete (the new bytes, with the 3 before them, hold an empty line).
+ * Tracks where the last line starts, for the line-length limit.
+ */
+static int head_may_be_complete(struct conn *c, size_t old_len)
+{
+    size_t from = old_len > 3 ? old_len - 3 : 0;
+    int complete = 0;
+    for (size_t i = from; i + 1 < c->in_len && !complete; i++)
+        complete = c->in[i] == '\n' && (c->in[i + 1] == '\n' ||
+                                        (c->in[i + 1] == '\r' && i + 2 < c->in_len && c->in[i + 2] == '\n'));
+    if (memchr(c->in + old_len, '\n', c->in_len - old_len))
+        c->line_start = last_line_start(c->in, c->in_len);
+    return complete;
 }
 
 static void conn_on_readable(struct server *s, struct conn *c)
@@ -1264,7 +1325,7 @@ static void conn_on_readable(struct server *s, struct conn *c)
         return;
     }
     size_t room = c->in_cap - c->in_len;
-    if (room == 0) { /* a full buffer and no complete head: the parser's limits were hit */
+    if (room == 0) { /* cannot happen: a full buffer is parsed, and answered */
         conn_close(s, c);
         return;
     }
@@ -1281,15 +1342,15 @@ static void conn_on_readable(struct server *s, struct conn *c)
     c->last_progress_ms = now;
     size_t old_len = c->in_len;
     c->in_len += (size_t)n;
-    /* A body is arriving: go on when all of it is here. Otherwise parse
-     * only when a line ended, or the open line grew past its limit. */
+    /* A body is arriving: go on when all of it is here. A head: parse when
+     * it may be complete, or a limit was crossed (then the parser answers
+     * 414 or 431); see head_may_be_complete(). */
     if (c->need) {
         if (c->in_len < c->need)
             return;
         c->need = 0;
-    } else if (memchr(c->in + old_len, '\n', (size_t)n)) {
-        c->line_start = last_line_start(c->in, c->in_len);
-    } else if (c->in_len - c->line_start <= MAX_HEADER_LINE) {
+    } else if (!head_may_be_complete(c, old_len) && c->in_len - c->line_start <= MAX_HEADER_LINE &&
+               c->in_len < c->in_cap) {
         return;
     }
     conn_process(s, c);
@@ -1393,8 +1454,13 @@ static void expire_connections(struct server *s)
     long long now = now_ms();
     for (struct conn *c = s->conns, *next; c; c = next) {
         next = c->next;
-        if (now >= conn_deadline(s, c))
+        if (now >= conn_deadline(s, c)) {
+            if (c->state == C_WRITING) { /* nginx: reset_timedout_connection */
+                struct linger lg = {1, 0};
+                setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+            }
             conn_close(s, c);
+        }
     }
     if (s->accept_paused_until_ms && now >= s->accept_paused_until_ms && s->listen_fd >= 0) {
         s->accept_paused_until_ms = 0;
@@ -1418,7 +1484,8 @@ static void start_drain(struct server *s)
     }
 }
 
-static void run_loop(struct server *s)
+/* Returns 0 after a clean stop, -1 if waiting for events failed. */
+static int run_loop(struct server *s)
 {
     struct ready ready[MAX_EVENTS];
     long long last_scan = now_ms();
@@ -1430,7 +1497,9 @@ static void run_loop(struct server *s)
         int n = ev_wait(&s->ev, ready, MAX_EVENTS, TIMER_TICK_MS);
         if (n < 0 && errno != EINTR) {
             fprintf(stderr, PROG ": wait: %s\n", strerror(errno));
-            break;
+            while (s->conns)
+                conn_close(s, s->conns);
+            return -1;
         }
         for (int i = 0; i < n; i++) {
             if (ready[i].fd == s->listen_fd) {
@@ -1452,6 +1521,7 @@ static void run_loop(struct server *s)
     }
     while (s->conns)
         conn_close(s, s->conns);
+    return 0;
 }
 
 /*** setting up ***/
@@ -1605,12 +1675,12 @@ int main(int argc, char **argv)
     if (s.listen_fd < 0 || ev_watch(&s.ev, s.listen_fd, EV_READ, 1) < 0 || print_listening(s.listen_fd) < 0)
         return 1;
 
-    run_loop(&s);
+    int status = run_loop(&s) < 0 ? 1 : 0;
 
     if (s.listen_fd >= 0)
         close(s.listen_fd);
     store_free(&s.store);
     ev_close(&s.ev);
     free(s.by_fd);
-    return 0;
+    return status;
 }
