@@ -353,14 +353,15 @@ static const char *resolve_location(const struct url *base, const char *loc, str
      *   "//other/x"                    "http:" in front
      *   "/x"                           origin + loc
      *   "?q"                           origin + base->target up to its '?' + loc
-     *   "x"                            origin + base->target up to its last '/' + loc
+     *   "x"                            origin + the path of base->target (before
+     *                                  any '?') up to its last '/' + loc
      * snprintf(3) into text; if it did not fit, return "too long". */
     (void)base;
     (void)loc;
     (void)next;
     (void)text;
     (void)has_scheme;
-    return "relative Locations are not resolved yet (TODO 5)";
+    return "Locations are not resolved yet (TODO 5)";
 }
 
 /*** the connection ***/
@@ -764,9 +765,10 @@ static int parse_head(const char *head, size_t len, struct response *r)
         line = lf + 1;
     }
     /* TODO 3 (keep-alive): may this connection carry another request?
-     * HTTP/1.1 keeps it unless the server said "Connection: close";
-     * HTTP/1.0 closes it unless the server said "Connection: keep-alive"
-     * (RFC 9112 section 9.3). http11, has_close and has_keep are set. */
+     * "Connection: close" means no, whatever the version; otherwise
+     * HTTP/1.1 keeps it, and HTTP/1.0 only when the server said
+     * "Connection: keep-alive" (RFC 9112 section 9.3). http11, has_close
+     * and has_keep are set. */
     (void)http11;
     (void)has_close;
     (void)has_keep;
@@ -860,9 +862,11 @@ static int copy_chunked(struct fetch *f, int to_fd)
      *     -1: io_failed with EXIT_RECV);
      *   - parse_chunk_size it (malformed: EXIT_RECV, 56), then consume
      *     the line (c->start += its length);
-     *   - size 0 is the last chunk: leave the loop;
-     *   - else copy_exact the data, then the next line must be an empty
-     *     one (CRLF or LF): anything else is EXIT_RECV. Consume it.
+     *   - size 0 is the last chunk: break out of the loop (the trailer
+     *     code after it must still run; delete the placeholder return);
+     *   - else copy_exact the data, then read the line end after it with
+     *     conn_line(f, 0, 2): it must be empty (CRLF or LF), anything else
+     *     is EXIT_RECV; the server closing there is EXIT_PARTIAL. Consume it.
      * Every byte may arrive on its own: conn_line and copy_exact wait
      * for what they need. */
     (void)to_fd;

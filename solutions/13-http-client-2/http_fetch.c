@@ -779,7 +779,9 @@ static int parse_head(const char *head, size_t len, struct response *r)
     }
     /* HTTP/1.1 keeps the connection unless told "close"; HTTP/1.0 closes
      * it unless told "keep-alive" (RFC 9112 section 9.3). */
-    r->keep_alive = http11 ? !has_close : has_keep;
+    /* RFC 9112 9.3: "close" wins, whatever the version; otherwise 1.1
+     * keeps the connection, 1.0 only when it says keep-alive. */
+    r->keep_alive = !has_close && (http11 || has_keep);
     /* How the body ends (RFC 9112 section 6.3), in this order. */
     if (r->status < 200 || r->status == 204 || r->status == 304) {
         r->length = 0;
