@@ -63,10 +63,8 @@ check-solutions: need-solutions
 # clang, every solution passes every test (plain and sanitized builds),
 # every starter fails at least one test of its lesson.
 test: need-solutions
-	@$(MAKE) --no-print-directory support
-	@$(MAKE) --no-print-directory lessons solutions BUILD=build/gcc CC=gcc WERROR=1
-	@$(MAKE) --no-print-directory lessons solutions BUILD=build/asan CC=clang WERROR=1 SAN=1
-	@$(MAKE) --no-print-directory $(FUZZER)
+	@$(MAKE) --no-print-directory -j2 support lessons solutions $(FUZZER) BUILD=build/gcc CC=gcc WERROR=1
+	@$(MAKE) --no-print-directory -j2 lessons solutions BUILD=build/asan CC=clang WERROR=1 SAN=1
 	@tests/support/selftest
 
 # Speed is a benchmark, not a test: solutions against real peers, one run.
