@@ -44,7 +44,7 @@ teardown() { helpers_teardown; }
 
 helpers_setup() {
     : >"$T/transcript"
-    [[ -x $PEER ]] || fail "the test peer $PEER is not built: run 'make'"
+    [[ -x $PEER ]] || { fail "the test peer $PEER is not built: run 'make'"; return 1; }
 }
 
 helpers_teardown() {
@@ -121,10 +121,12 @@ explain_abnormal_exit() {
     case $status in
     126 | 127)
         fail "$(printf '%s could not be run (exit %s): it is not built, or not executable. Run make.\nstderr:\n%s' "$name" "$status" "$(indent "$stderr")")"
+        return 1
         ;;
     124 | 137)
         fail "$(printf '%s did not finish within %s s: it hung.\n(Is it waiting for input that never comes, or for an EOF it never asked for?)\nstdout so far:\n%s\nstderr so far:\n%s' \
             "$name" "$secs" "$(indent "$output")" "$(indent "$stderr")")"
+        return 1
         ;;
     12[5-9] | 1[3-9][0-9])
         local sig
@@ -133,6 +135,7 @@ explain_abnormal_exit() {
         [[ $sig == PIPE ]] && why=$'\n(SIGPIPE kills a program that writes to a closed socket: ignore it with signal(SIGPIPE, SIG_IGN) and handle EPIPE.)'
         [[ $sig == SEGV || $sig == BUS || $sig == ABRT ]] && why=$'\n(A crash: run it under gdb or valgrind, or build with make test, which adds sanitizers.)'
         fail "$(printf '%s was killed by signal SIG%s (exit status %s).%s\nstderr:\n%s' "$name" "$sig" "$status" "$why" "$(indent "$stderr")")"
+        return 1
         ;;
     esac
     return 0
@@ -201,10 +204,12 @@ await_line() {
             wait "$pid" 2>/dev/null || st=$?
             fail "$(printf '%s exited (status %s) before printing a line matching /%s/.\nstdout:\n%s\nstderr:\n%s' \
                 "$name" "$st" "$regex" "$(indent "$(cat "$T/$name.out")")" "$(indent "$(cat "$T/$name.err")")")"
+            return 1
         fi
         if ((SECONDS >= deadline)); then
             fail "$(printf '%s did not print a line matching /%s/ within %s s.\nstdout so far:\n%s\nstderr so far:\n%s' \
                 "$name" "$regex" "$secs" "$(indent "$(cat "$T/$name.out")")" "$(indent "$(cat "$T/$name.err")")")"
+            return 1
         fi
         sleep 0.02
     done
@@ -221,6 +226,7 @@ await_exit() {
         if ((SECONDS >= deadline)); then
             fail "$(printf '%s was still running after %s s.\nstdout so far:\n%s\nstderr so far:\n%s' \
                 "$name" "$secs" "$(indent "$(cat "$T/$name.out")")" "$(indent "$(cat "$T/$name.err")")")"
+            return 1
         fi
         sleep 0.02
     done
@@ -256,6 +262,7 @@ peer_done() {
     await_line "$name" '^done: ' "$secs" || return 1
     [[ $AWAITED_LINE =~ ^done:\ received\ ([0-9]+)\ bytes,\ sent\ ([0-9]+)\ bytes,\ (.+)$ ]] ||
         fail "unexpected peer line: $AWAITED_LINE"
+        return 1
     PEER_RECEIVED=${BASH_REMATCH[1]}
     PEER_SENT=${BASH_REMATCH[2]}
     PEER_HOW=${BASH_REMATCH[3]}
@@ -284,6 +291,7 @@ assert_status() {
     if [[ $status != "$want" ]]; then
         fail "$(printf 'expected exit status %s, got %s.\nstdout:\n%s\nstderr:\n%s' \
             "$want" "$status" "$(indent "$output")" "$(indent "$stderr")")"
+        return 1
     fi
 }
 
@@ -292,6 +300,7 @@ assert_stderr_line() {
     local want=$1
     if [[ $stderr != "$want" ]]; then
         fail "$(printf 'expected exactly this one line on stderr:\n    %s\ngot:\n%s' "$want" "$(indent "$stderr")")"
+        return 1
     fi
 }
 
@@ -301,6 +310,7 @@ assert_stderr_matches() {
     local regex=$1 why=${2:-}
     if [[ $stderr == *$'\n'* || ! $stderr =~ $regex ]]; then
         fail "$(printf 'expected one line on stderr matching /%s/%s\ngot:\n%s' "$regex" "${why:+ ($why)}" "$(indent "$stderr")")"
+        return 1
     fi
 }
 
@@ -309,6 +319,7 @@ assert_stdout_is() {
     local want=$1
     if [[ $output != "$want" ]]; then
         fail "$(printf 'expected stdout:\n%s\ngot:\n%s' "$(indent "$want")" "$(indent "$output")")"
+        return 1
     fi
 }
 
@@ -329,7 +340,7 @@ describe_bytes() {
 # otherwise says where they first differ and shows the bytes around it.
 assert_same_bytes() {
     local want=$1 got=$2 what=${3:-the bytes}
-    [[ -f $got ]] || fail "$what: nothing was written to ${got/#$T/\$T}"
+    [[ -f $got ]] || { fail "$what: nothing was written to ${got/#$T/\$T}"; return 1; }
     cmp -s "$want" "$got" && return 0
     local where offset
     where=$(cmp "$want" "$got" 2>&1 | head -1)
@@ -344,4 +355,5 @@ assert_same_bytes() {
             $((from - 1)) "$(tail -c +"$from" "$got" | head -c 24 | od -An -c | head -2)")
     fi
     fail "$msg"
+    return 1
 }
