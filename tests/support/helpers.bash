@@ -261,8 +261,7 @@ peer_done() {
     local name=${1:-peer} secs=${2:-$RUN_TIMEOUT}
     await_line "$name" '^done: ' "$secs" || return 1
     [[ $AWAITED_LINE =~ ^done:\ received\ ([0-9]+)\ bytes,\ sent\ ([0-9]+)\ bytes,\ (.+)$ ]] ||
-        fail "unexpected peer line: $AWAITED_LINE"
-        return 1
+        { fail "unexpected peer line: $AWAITED_LINE"; return 1; }
     PEER_RECEIVED=${BASH_REMATCH[1]}
     PEER_SENT=${BASH_REMATCH[2]}
     PEER_HOW=${BASH_REMATCH[3]}
