@@ -155,6 +155,11 @@ spawn() {
     shift
     log_cmd "$@" "&"
     local in=${SPAWN_STDIN:-/dev/null}
+    # Empty them now, in the parent: the redirections below happen in the
+    # child after the fork, and await_line must never read the lines of an
+    # earlier process of the same NAME (a dead port).
+    : >"$T/$name.out"
+    : >"$T/$name.err"
     if command -v setsid >/dev/null; then
         setsid "$@" <"$in" >"$T/$name.out" 2>"$T/$name.err" 3>&- &
     else
