@@ -190,10 +190,12 @@ static int receive_file(struct reader *in, const char *name, off_t size)
     /* TODO 7: the client side of TODO 4. mkstemp(3) a temporary from
      * TEMP_TEMPLATE in the current directory; copy_exact() size bytes
      * into it; close it (checked); rename(2) it to name; return 0.
-     * On any failure unlink(2) the temporary, and return
-     *   fail("recv", "connection closed after N of M bytes") (COPY_SHORT),
-     *   fail("recv", strerror(errno))                       (COPY_READ_ERROR),
-     *   fail(name, strerror(errno))      (a failed write, close or rename).
+     * On any failure unlink(2) the temporary, print one line and return
+     * -1: "file_client: recv: connection closed after N of M bytes"
+     * (COPY_SHORT: fail() takes a fixed text, so fprintf this one), or
+     * fail("recv", strerror(errno)) (COPY_READ_ERROR), or
+     * fail(name, strerror(errno)) (a failed write, close or rename), or
+     * fail("mkstemp", strerror(errno)) if the temporary cannot be made.
      * Save errno before close() or unlink() can overwrite it. */
     (void)in;
     (void)name;
