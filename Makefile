@@ -29,7 +29,7 @@ JOBS    ?= 3
 GRADE    = tests/support/grade -j $(JOBS) $(if $(LESSON_ID),-l $(LESSON_ID))
 
 .PHONY: all lessons solutions support check check-solutions test bench deps clean help \
-        progress hint watch reset handout classroom need-solutions fuzz
+        progress hint watch reset handout classroom need-solutions fuzz clang-starters
 
 all: lessons solutions support $(BUILD)/compile_commands.json
 
@@ -64,7 +64,7 @@ check-solutions: need-solutions
 # every starter fails at least one test of its lesson.
 test: need-solutions
 	@$(MAKE) --no-print-directory -j2 support lessons solutions $(FUZZER) BUILD=build/gcc CC=gcc WERROR=1
-	@$(MAKE) --no-print-directory -j2 lessons solutions BUILD=build/asan CC=clang WERROR=1 SAN=1
+	@$(MAKE) --no-print-directory -j2 solutions clang-starters BUILD=build/asan CC=clang WERROR=1 SAN=1
 	@tests/support/selftest
 
 # Speed is a benchmark, not a test: solutions against real peers, one run.
@@ -128,6 +128,13 @@ $(BUILD)/compile_commands.json: Makefile $(LESSON_SRCS) $(SOLUTION_SRCS) tests/s
 
 need-solutions:
 	@test -d solutions || { echo "this is the student handout: solutions/ is not in it; make check grades your lessons" >&2; exit 2; }
+
+# clang must compile every starter without a warning too; only solutions
+# run under the sanitizers, so the starters need no sanitized binary.
+clang-starters: $(patsubst %.c,$(BUILD)/%.syntax,$(LESSON_SRCS))
+$(BUILD)/lessons/%.syntax: lessons/%.c
+	@mkdir -p $(@D)
+	clang $(CSTD) $(WARN) -fsyntax-only $< && touch $@
 
 deps:
 	@tests/support/deps --bench
