@@ -45,6 +45,11 @@ no_zombies() { local z; z=$(zombie_children); [[ -z $z ]] || { echo "$(wc -l <<<
 one_thread() { local n; n=$(thread_count); [[ $n == 1 ]] || { echo "$n"; return 1; }; }
 group_empty() { local m; m=$(group_members "$SERVER_PID"); [[ -z $m ]] || { echo "$m" | tr '\n' ' '; return 1; }; }
 fds_back() { local n; n=$(fd_count); [[ $n == "$FDS_BEFORE" ]] || { echo "$n"; return 1; }; }
+# A finished thread that is neither joined nor detached vanishes from
+# /proc/PID/task but keeps its stack (8 MiB of address space each):
+# after 200 clients that is over a gigabyte of VmSize.
+vm_size_kb() { awk '/^VmSize:/ {print $2}' "/proc/$SERVER_PID/status"; }
+memory_back() { local n; n=$(vm_size_kb); ((n < VM_BEFORE + 262144)) || { echo "$(((n - VM_BEFORE) / 1024))"; return 1; }; }
 
 # How many clients at once.
 CROWD=100
@@ -118,6 +123,7 @@ CROWD=100
     start_echo_server
     need_proc
     FDS_BEFORE=$(fd_count)
+    VM_BEFORE=$(vm_size_kb)
     # One python process makes the 200 connections quickly, one after
     # another: every 4th resets after its echo, every 4th closes without
     # sending; every echo must come back whole.
@@ -151,6 +157,7 @@ for i in range(200):
     settle 5 no_zombies 'zombie children left after the clients closed: %s\n(a finished child must be reaped with waitpid(): SIGCHLD tells you when)'
     settle 5 one_thread 'the server still has %s threads after every client closed (expected 1, the main thread)\n(a thread per client must end, and be detached or joined, when its client leaves)'
     settle 5 fds_back "the server has %s descriptors open after every client closed; it had $FDS_BEFORE before\n(close each client's socket when it is done, in every process that holds it)"
+    settle 5 memory_back 'the server'"'"'s address space grew by %s MiB over 200 short connections and stayed so\n(a thread that is neither detached nor joined keeps its stack after it ends: pthread_detach(3))'
     assert_server_alive "200 short connections"
 }
 

@@ -354,7 +354,7 @@ static void server_destroy(struct server *srv)
  * fail, so here and below we do not check it.) */
 static int server_join(struct server *srv, int fd)
 {
-    /* TODO 1: with srv->lock held (pthread_mutex_lock(3p)), find a free
+    /* TODO 1: with srv->lock held (pthread_mutex_lock(3)), find a free
      * slot (fds[i] == -1), put fd there, count one more client; release
      * the lock and return the slot, or -1 if none was free. Every path
      * out must unlock: read server_leave() below for the pattern. */
@@ -443,11 +443,11 @@ static int start_client_thread(struct client *c)
      * block it. Ours must reach the main thread, the one in accept():
      * so block every signal while creating the thread, which inherits
      * that mask, then restore ours. */
-    /* TODO 2: block every signal (sigfillset(3p), pthread_sigmask(3p)
+    /* TODO 2: block every signal (sigfillset(3), pthread_sigmask(3)
      * with SIG_BLOCK, keeping the old mask); create a DETACHED thread
-     * running client_thread(c) (pthread_attr_init(3p),
-     * pthread_attr_setdetachstate(3p), pthread_create(3p),
-     * pthread_attr_destroy(3p)); restore the old mask (SIG_SETMASK) on
+     * running client_thread(c) (pthread_attr_init(3),
+     * pthread_attr_setdetachstate(3), pthread_create(3),
+     * pthread_attr_destroy(3)); restore the old mask (SIG_SETMASK) on
      * every path. Return 0, or the first error number a call returned. */
     (void)c;
     (void)client_thread;
