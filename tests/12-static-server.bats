@@ -6,6 +6,7 @@
 
 load support/helpers
 load support/static
+load support/hostile
 
 # One tree for the whole file (the 50 MB file is made once): $SITE, with
 # a secret planted next to it, and symlinks inside it pointing out.
@@ -27,17 +28,12 @@ setup_file() {
 }
 
 # serve_dir DIR [ARGS...]: static_server -p 0 -d DIR ARGS in the
-# background; waits for its "listening on" line; sets SERVER_PID, PORT
-# and BASE. (start_server does the same, but calls await_line behind a
-# `||`, where a failure inside it does not stop the loop it is in.)
+# background, once it listens; sets SERVER_PID, PORT and BASE.
 serve_dir() {
-    local dir=$1 path
+    local dir=$1
     shift
-    path=$(prog static_server) || return 1
-    spawn static_server "$path" -p 0 -d "$dir" "$@"
-    SERVER_PID=$SPAWNED_PID
-    await_line static_server '^listening on .+:[0-9]+$'
-    PORT=${AWAITED_LINE##*:}
+    start_server static_server -d "$dir" "$@" || return 1
+    PORT=$SERVER_PORT
     BASE=http://127.0.0.1:$PORT
 }
 
@@ -369,6 +365,16 @@ media_types() {
     done
     fetch /hello.txt
     expect_code 200 "GET /hello.txt after the attempts"
+}
+
+@test "never leaks the secret through the shared traversal corpus (tests/hostile/traversal.txt)" {
+    serve
+    assert_never_leaks "$SECRET"
+}
+
+@test "handles the shared hostile-input corpus (tests/hostile/cases.txt) and keeps serving" {
+    serve
+    assert_survives_hostile_corpus /
 }
 
 @test "refuses symlinks that point outside DIR (403 or 404)" {
