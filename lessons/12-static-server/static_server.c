@@ -448,7 +448,7 @@ static int percent_decode(const char *in, size_t n, char *out, size_t cap)
          * "%2F" a '/'. Refuse (return -1) a '%' without two hex digits
          * after it, a byte that decodes to '\0', and a backslash, raw or
          * decoded. Decode once only: "%252e" is "%2e", not ".". See RFC
-         * 3986, section 2.1. */
+         * 3986, sections 2.1 (what %XX is) and 2.4 (decode once). */
         (void)hex_value;
         if (o + 1 >= cap) return -1;
         out[o++] = (char)c;
@@ -468,7 +468,9 @@ static int normalise_path(char *path)
      * is none, the path climbs above the root: return -1. Keep the rest,
      * joined by single slashes, with no '/' in front. You can write the
      * result over path as you read it (memmove(3)): it never gets
-     * longer. RFC 3986, section 5.2.4, shows the same algorithm.
+     * longer. RFC 3986, section 5.2.4 ("remove_dot_segments") is a
+     * cousin: it keeps empty segments and quietly drops a ".." at the
+     * root, where this function must refuse it.
      * For now only the leading slashes go, and ".." climbs out of DIR:
      * try  curl --path-as-is http://127.0.0.1:8080/../../etc/passwd  */
     size_t skip = strspn(path, "/");
