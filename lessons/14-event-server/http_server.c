@@ -1034,7 +1034,12 @@ static int handle_request(struct server *s, struct conn *c, const struct request
         return respond_error(s, c, status, is_head, NULL) ? -1 : status;
 
     /* O_NONBLOCK: opening a FIFO someone planted in DIR must not block the
-     * whole server; it has no effect on regular files. */
+     * whole server; it has no effect on regular files.
+     * Simplification: like nginx's default (disable_symlinks off), a
+     * symlink inside DIR is followed: DIR's owner put it there. No request
+     * can climb out by itself (resolve_path refused every ".." above the
+     * root); lesson 12's openat(O_NOFOLLOW) walk shows how to refuse
+     * symlinks too, at one system call per path component. */
     int fd = openat(s->root_fd, rel, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) < 0) {
