@@ -49,7 +49,7 @@
 #define MAX_CLIENTS 1000         /* the cap; lowered at start-up to fit the fd limit */
 #define FD_RESERVE 10            /* fds kept for stdio, the listener, a refusal, libc */
 #define PREFIX_MAX 32            /* room for "[ID] " with any unsigned long ID */
-#define POLL_TIMEOUT_MS 1000     /* wake up at least this often: see main() */
+#define POLL_TIMEOUT_MS 1000     /* wake up at least this often: see serve() */
 
 /* The one global: set by the signal handler, read by the loop. */
 static volatile sig_atomic_t stop_requested;
