@@ -86,6 +86,18 @@ done
 [[ -n $port ]] || cannot "the sendfile server did not start: $(head -c 200 "$dir/server.out")"
 url=http://127.0.0.1:$port/big
 
+# Both clients must really receive every byte before their times mean
+# anything (the sparse file makes the transfer fast: its pages are all
+# the same cached zero page, so it measures the clients, not the disk).
+want=$((SIZE_MIB << 20))
+got_curl=$(curl -s -o /dev/null -w '%{size_download}' "$url")
+got_ours=$("$PROG" "$url" | wc -c | tr -d ' ')
+if [[ $got_curl != "$want" || $got_ours != "$want" ]]; then
+    printf '%s	-	curl	-	-	-	FAILED: expected %s bytes, curl got %s, http_fetch got %s\n' \
+        "$WHAT" "$want" "$got_curl" "$got_ours"
+    exit 1
+fi
+
 # measure NAME CMD...: one timed run; appends "WALL RSS CPU" to
 # $dir/NAME, or "fail" if the client failed.
 measure() {
