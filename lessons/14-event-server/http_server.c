@@ -53,6 +53,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -404,7 +405,25 @@ static int parse_request_line(const char *line, size_t n, struct request *req)
     if (v[5] != '1' || (v[7] != '0' && v[7] != '1'))
         return 505;
     req->minor = v[7] - '0';
-    /* Only origin-form ("/path?query"): no "*", no absolute URLs. */
+    /* A server MUST accept the absolute-form "http://host/path" too
+     * (RFC 9112, 3.2.2), though only proxies are sent it: keep its path.
+     * This server has one site, so the authority is not checked. */
+    if (req->target_len > 7 && strncasecmp(req->target, "http://", 7) == 0) {
+        const char *authority = req->target + 7, *end = req->target + req->target_len;
+        const char *path = authority;
+        while (path < end && *path != '/' && *path != '?')
+            path++;
+        if (path == authority)
+            return 400;
+        if (path == end || *path == '?') { /* "http://host": the path is "/" */
+            req->target = "/";
+            req->target_len = 1;
+        } else {
+            req->target_len = (size_t)(end - path);
+            req->target = path;
+        }
+    }
+    /* Origin-form "/path?query"; "*" (OPTIONS only) is not served. */
     return req->target[0] == '/' ? 0 : 400;
 }
 
