@@ -38,6 +38,8 @@ T=$BATS_TEST_TMPDIR
 if command -v timeout >/dev/null; then TIMEOUT_CMD=timeout; else TIMEOUT_CMD=gtimeout; fi
 
 SPAWNED_PIDS=()
+# The start time of each spawned PID (see proc_start_time), or "gone".
+declare -gA SPAWN_START=()
 
 setup() { helpers_setup; }
 teardown() { helpers_teardown; }
@@ -173,6 +175,11 @@ spawn() {
     fi
     SPAWNED_PID=$!
     SPAWNED_PIDS+=("$SPAWNED_PID")
+    if proc_start_time "$SPAWNED_PID"; then
+        SPAWN_START[$SPAWNED_PID]=$PROC_START
+    elif [[ -d /proc/self ]]; then
+        SPAWN_START[$SPAWNED_PID]=gone # exited and reaped already
+    fi
     eval "PID_$name=$SPAWNED_PID"
 }
 
@@ -182,18 +189,49 @@ pid_of() {
     printf '%s' "${!var}"
 }
 
-is_running() { kill -0 "$1" 2>/dev/null; }
+# PIDs are reused: with Linux's pid_max at 32768 (the kernel default,
+# without systemd's 4194304) the whole suite wraps them within a minute,
+# so a PID that exited a while ago may name another test's process. Each
+# spawned PID is therefore checked against its start time (field 22 of
+# /proc/PID/stat) before it counts as running or gets a signal.
+
+# proc_start_time PID: sets PROC_START; fails if there is no such process.
+proc_start_time() {
+    local stat fields
+    { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
+    read -r -a fields <<<"${stat##*) }" # the name, in (), may hold anything
+    PROC_START=${fields[19]}
+}
+
+# is_running PID: PID is alive and, if spawn started it, still the same process.
+is_running() {
+    kill -0 "$1" 2>/dev/null || return 1
+    local want=${SPAWN_START[$1]-}
+    [[ -z $want ]] && return 0
+    proc_start_time "$1" && [[ $PROC_START == "$want" ]]
+}
+
+# signal_spawned SIG PID: SIG to the process group spawn started as PID.
+# A number now held by another process is left alone; one held by no
+# process may still be the group of our server's orphaned children.
+signal_spawned() {
+    local sig=$1 pid=$2 want=${SPAWN_START[$2]-}
+    if [[ -n $want ]] && kill -0 "$pid" 2>/dev/null && proc_start_time "$pid" && [[ $PROC_START != "$want" ]]; then
+        return 0
+    fi
+    kill -"$sig" -- "-$pid" 2>/dev/null || kill -"$sig" "$pid" 2>/dev/null || true
+}
 
 # Kills every process group we started: TERM, a moment's grace, then KILL.
 kill_spawned() {
     local pid
     for pid in "${SPAWNED_PIDS[@]}"; do
-        kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+        signal_spawned TERM "$pid"
     done
     local deadline=$((SECONDS + 2))
     for pid in "${SPAWNED_PIDS[@]}"; do
         while is_running "$pid" && ((SECONDS < deadline)); do sleep 0.02; done
-        kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+        signal_spawned KILL "$pid"
         wait "$pid" 2>/dev/null || true
     done
     SPAWNED_PIDS=()
