@@ -9,6 +9,7 @@
 # big transfers run the two programs against each other.
 
 load support/helpers
+load support/client
 
 # Every test serves $DIR = $T/box/files. $T/box/secret.txt sits next to
 # it: it must never be served, and nothing may ever appear beside it.
@@ -403,26 +404,13 @@ s.close()
     done
 }
 
-# closed_port: sets CLOSED_PORT to a port where nothing listens: python
-# holds it bound (so no one else can take it) but never listens on it.
-closed_port() {
-    # shellcheck disable=SC2016
-    spawn holder python3 -c 'import socket, time
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print("bound to 127.0.0.1:%d" % s.getsockname()[1], flush=True)
-time.sleep(60)'
-    await_line holder '^bound to '
-    CLOSED_PORT=${AWAITED_LINE##*:}
-}
-
 @test "file_client: a missing local file and a refused connection are one line each, exit 1" {
-    closed_port
+    hold_refused_port
     in_cwd
-    run_prog file_client 127.0.0.1 "$CLOSED_PORT" put no-such-file
+    run_prog file_client 127.0.0.1 "$REFUSED_PORT" put no-such-file
     assert_status 1
     assert_stderr_line "file_client: no-such-file: No such file or directory"
-    run_prog file_client 127.0.0.1 "$CLOSED_PORT" get x
+    run_prog file_client 127.0.0.1 "$REFUSED_PORT" get x
     assert_status 1
     assert_stderr_line "file_client: connect: Connection refused"
 }
