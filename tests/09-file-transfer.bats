@@ -337,10 +337,7 @@ s.close()
     local sig
     for sig in TERM INT; do
         start_server file_server -d "$DIR"
-        kill -"$sig" "$SERVER_PID"
-        await_exit file_server
-        [[ $EXIT_STATUS == 0 ]] ||
-            fail "$(printf 'after SIG%s the server exited with status %s, not 0.\nstderr:\n%s' "$sig" "$EXIT_STATUS" "$(indent "$(cat "$T/file_server.err")")")"
+        stop_server_with "$sig" || return 1
     done
 }
 

@@ -253,9 +253,7 @@ for i in range(10):
     local sig
     for sig in TERM INT; do
         start_server hello_server
-        kill -s "$sig" "$SERVER_PID"
-        await_exit hello_server
-        [[ $EXIT_STATUS == 0 ]] || fail "after SIG$sig the server must exit 0, it exited $EXIT_STATUS"
+        stop_server_with "$sig" || return 1
     done
 }
 

@@ -473,10 +473,7 @@ media_types() {
         # A few kinds of answer first, so a sanitizer build checks their
         # memory at exit too.
         fetch_all /hello.txt /listing/ /site /nope.txt /%zz
-        kill -"$sig" "$SERVER_PID"
-        await_exit static_server
-        [[ $EXIT_STATUS == 0 ]] ||
-            fail "$(printf 'after SIG%s: expected exit status 0, got %s.\nstderr:\n%s' "$sig" "$EXIT_STATUS" "$(indent "$(cat "$T/static_server.err")")")"
+        stop_server_with "$sig" || return 1
     done
 }
 

@@ -330,6 +330,33 @@ start_server() {
     SERVER_PORT=$LISTEN_PORT
 }
 
+# stop_server_with SIG: sends SIG (TERM, INT) to the server start_server
+# started and expects it to exit 0 within RUN_TIMEOUT.
+stop_server_with() {
+    local sig=$1
+    log_cmd kill "-$sig" "$SERVER_PID"
+    kill "-$sig" "$SERVER_PID" 2>/dev/null || true
+    local deadline=$((SECONDS + RUN_TIMEOUT))
+    while is_running "$SERVER_PID"; do
+        if ((SECONDS >= deadline)); then
+            local hint=""
+            [[ $sig == INT ]] && hint=$'\n(A program started in the background by a script begins with SIGINT ignored:\nit must install its own handler with sigaction.)'
+            fail "$(printf 'after SIG%s the server was still running %s s later: it should close its sockets and exit 0.\n(Is the handler installed with SA_RESTART, so that accept() and recv() never see EINTR?)%s\nserver stderr:\n%s' \
+                "$sig" "$RUN_TIMEOUT" "$hint" "$(indent "$(cat "$T/$SERVER_NAME.err")")")"
+            return 1
+        fi
+        sleep 0.02
+    done
+    local st=0
+    wait "$SERVER_PID" 2>/dev/null || st=$?
+    if ((st != 0)); then
+        local what="exit status $st"
+        ((st > 128)) && what="death by signal SIG$(kill -l $((st - 128)) 2>/dev/null) (no handler for it?)"
+        fail "$(printf 'after SIG%s the server should exit 0; got %s.\nserver stderr:\n%s' \
+            "$sig" "$what" "$(indent "$(cat "$T/$SERVER_NAME.err")")")"
+    fi
+}
+
 ### checking results ###
 
 # assert_status N: the last run's exit status is N; shows both streams if not.
