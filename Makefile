@@ -29,7 +29,8 @@ JOBS    ?= 3
 GRADE    = tests/support/grade -j $(JOBS) $(if $(LESSON_ID),-l $(LESSON_ID))
 
 .PHONY: all lessons solutions support check check-solutions test bench deps clean help \
-        progress hint watch reset handout classroom need-solutions fuzz clang-starters
+        progress hint watch reset handout classroom need-solutions fuzz clang-starters \
+        portable-solutions
 
 all: lessons solutions support $(BUILD)/compile_commands.json
 
@@ -65,7 +66,12 @@ check-solutions: need-solutions
 test: need-solutions
 	@$(MAKE) --no-print-directory -j2 support lessons solutions $(FUZZER) BUILD=build/gcc CC=gcc WERROR=1
 	@$(MAKE) --no-print-directory -j2 solutions clang-starters BUILD=build/asan CC=clang WERROR=1 SAN=1
+	@$(MAKE) --no-print-directory -j2 portable-solutions BUILD=build/poll CC=clang WERROR=1 SAN=1 CFLAGS="-O2 -g -DUSE_POLL"
 	@tests/support/selftest
+
+# 14 and 15 use epoll and sendfile on Linux; -DUSE_POLL builds the poll()
+# and pread+send path that macOS runs, so make test grades it here too.
+portable-solutions: $(filter $(BUILD)/solutions/14-% $(BUILD)/solutions/15-%,$(SOLUTION_BINS))
 
 # Speed is a benchmark, not a test: solutions against real peers, one run.
 bench: need-solutions

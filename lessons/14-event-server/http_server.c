@@ -65,7 +65,7 @@
 #define USE_EPOLL 1
 #include <sys/epoll.h>
 #endif
-#ifdef __linux__
+#ifdef USE_EPOLL /* Linux, and not -DUSE_POLL */
 #include <sys/sendfile.h>
 #endif
 
@@ -138,6 +138,7 @@ struct events {
     struct pollfd *pfds;         /* one slot per watched fd */
     int *slot_of;                /* fd -> index in pfds, -1 if not watched */
     int n, max_fds;
+    int first;                   /* where ev_wait's next scan starts */
 #endif
 };
 
@@ -306,7 +307,7 @@ static int ev_open(struct events *ev, int max_fds)
         return -1;
     for (int i = 0; i < max_fds; i++)
         ev->slot_of[i] = -1;
-    ev->n = 0;
+    ev->n = ev->first = 0;
     ev->max_fds = max_fds;
     return 0;
 }
@@ -344,8 +345,11 @@ static int ev_wait(struct events *ev, struct ready *out, int max, int timeout_ms
     int n = poll(ev->pfds, (nfds_t)ev->n, timeout_ms);
     if (n <= 0)
         return n;
-    int got = 0;
-    for (int i = 0; i < ev->n && got < max; i++) {
+    /* With more than max ready, the scan stops early: start the next one
+     * where this one stopped, or the fds at the end would wait forever. */
+    int got = 0, k = 0;
+    for (; k < ev->n && got < max; k++) {
+        int i = (ev->first + k) % ev->n;
         short r = ev->pfds[i].revents;
         if (!r)
             continue;
@@ -354,6 +358,7 @@ static int ev_wait(struct events *ev, struct ready *out, int max, int timeout_ms
                                     .writable = !!(r & POLLOUT),
                                     .error = !!(r & (POLLERR | POLLNVAL))};
     }
+    ev->first = (ev->first + k) % ev->n;
     return got;
 }
 
@@ -1150,10 +1155,11 @@ static void conn_linger(struct server *s, struct conn *c)
 static ssize_t send_file_chunk(struct conn *c)
 {
     /* TODO 2: send the next piece of the file c->file_fd, from c->file_off
-     * up to c->file_end, and advance c->file_off by what was sent. On
-     * Linux, sendfile(2) does it without copying through our memory (it
-     * advances the offset for you); elsewhere pread(2) a chunk, then send(2)
-     * it. Return what send/sendfile returned (0: the file shrank). */
+     * up to c->file_end, and advance c->file_off by what was sent. Under
+     * #ifdef USE_EPOLL (Linux), sendfile(2) does it without copying through
+     * our memory (it advances the offset for you); #else pread(2) a chunk,
+     * then send(2) it: the portable path, which -DUSE_POLL builds on Linux
+     * too. Return what send/sendfile returned (0: the file shrank). */
     (void)c;
     errno = ENOSYS;
     return -1;

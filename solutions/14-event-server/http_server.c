@@ -24,8 +24,8 @@
  *   -v              one access-log line per request on stderr
  *
  * Linux-only parts (epoll, sendfile) sit behind #ifdef __linux__ with
- * portable fallbacks (poll, pread+send): build with -DUSE_POLL to see the
- * poll() version on Linux too.
+ * portable fallbacks (poll, pread+send): build with -DUSE_POLL to run the
+ * portable version on Linux too, as make test does.
  *
  * The request parser, http_parse_request(), touches no socket and no
  * global: the fuzzer (make fuzz) calls it directly on random bytes.
@@ -58,7 +58,7 @@
 #define USE_EPOLL 1
 #include <sys/epoll.h>
 #endif
-#ifdef __linux__
+#ifdef USE_EPOLL /* Linux, and not -DUSE_POLL */
 #include <sys/sendfile.h>
 #endif
 
@@ -131,6 +131,7 @@ struct events {
     struct pollfd *pfds;         /* one slot per watched fd */
     int *slot_of;                /* fd -> index in pfds, -1 if not watched */
     int n, max_fds;
+    int first;                   /* where ev_wait's next scan starts */
 #endif
 };
 
@@ -299,7 +300,7 @@ static int ev_open(struct events *ev, int max_fds)
         return -1;
     for (int i = 0; i < max_fds; i++)
         ev->slot_of[i] = -1;
-    ev->n = 0;
+    ev->n = ev->first = 0;
     ev->max_fds = max_fds;
     return 0;
 }
@@ -337,8 +338,11 @@ static int ev_wait(struct events *ev, struct ready *out, int max, int timeout_ms
     int n = poll(ev->pfds, (nfds_t)ev->n, timeout_ms);
     if (n <= 0)
         return n;
-    int got = 0;
-    for (int i = 0; i < ev->n && got < max; i++) {
+    /* With more than max ready, the scan stops early: start the next one
+     * where this one stopped, or the fds at the end would wait forever. */
+    int got = 0, k = 0;
+    for (; k < ev->n && got < max; k++) {
+        int i = (ev->first + k) % ev->n;
         short r = ev->pfds[i].revents;
         if (!r)
             continue;
@@ -347,6 +351,7 @@ static int ev_wait(struct events *ev, struct ready *out, int max, int timeout_ms
                                     .writable = !!(r & POLLOUT),
                                     .error = !!(r & (POLLERR | POLLNVAL))};
     }
+    ev->first = (ev->first + k) % ev->n;
     return got;
 }
 
@@ -1143,7 +1148,7 @@ static void conn_linger(struct server *s, struct conn *c)
 static ssize_t send_file_chunk(struct conn *c)
 {
     size_t left = (size_t)(c->file_end - c->file_off);
-#ifdef __linux__
+#ifdef USE_EPOLL
     ssize_t n = sendfile(c->fd, c->file_fd, &c->file_off, left < (1u << 30) ? left : (1u << 30));
 #else
     char chunk[64 * 1024];

@@ -115,6 +115,7 @@ struct events {
     struct pollfd *pfds;
     int *slot_of;
     int n, max_fds;
+    int first;                   /* where ev_wait's next scan starts */
 #endif
 };
 
@@ -282,7 +283,7 @@ static int ev_open(struct events *ev, int max_fds)
         return -1;
     for (int i = 0; i < max_fds; i++)
         ev->slot_of[i] = -1;
-    ev->n = 0;
+    ev->n = ev->first = 0;
     ev->max_fds = max_fds;
     return 0;
 }
@@ -320,8 +321,11 @@ static int ev_wait(struct events *ev, struct ready *out, int max, int timeout_ms
     int n = poll(ev->pfds, (nfds_t)ev->n, timeout_ms);
     if (n <= 0)
         return n;
-    int got = 0;
-    for (int i = 0; i < ev->n && got < max; i++) {
+    /* With more than max ready, the scan stops early: start the next one
+     * where this one stopped, or the fds at the end would wait forever. */
+    int got = 0, k = 0;
+    for (; k < ev->n && got < max; k++) {
+        int i = (ev->first + k) % ev->n;
         short r = ev->pfds[i].revents;
         if (!r)
             continue;
@@ -330,6 +334,7 @@ static int ev_wait(struct events *ev, struct ready *out, int max, int timeout_ms
                                     .writable = !!(r & POLLOUT),
                                     .error = !!(r & (POLLERR | POLLNVAL))};
     }
+    ev->first = (ev->first + k) % ev->n;
     return got;
 }
 
