@@ -66,7 +66,7 @@ check-solutions: need-solutions
 test: need-solutions
 	@$(MAKE) --no-print-directory -j2 support lessons solutions $(FUZZER) BUILD=build/gcc CC=gcc WERROR=1
 	@$(MAKE) --no-print-directory -j2 solutions clang-starters BUILD=build/asan CC=clang WERROR=1 SAN=1
-	@$(MAKE) --no-print-directory -j2 portable-solutions BUILD=build/poll CC=clang WERROR=1 SAN=1 CFLAGS="-O2 -g -DUSE_POLL"
+	@$(MAKE) --no-print-directory -j2 portable-solutions BUILD=build/poll CC=clang WERROR=1 SAN=1 CFLAGS="$(CFLAGS) -DUSE_POLL"
 	@tests/support/selftest
 
 # 14 and 15 use epoll and sendfile on Linux; -DUSE_POLL builds the poll()

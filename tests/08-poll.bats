@@ -259,19 +259,10 @@ expect_server_running() {
 @test "exits 0 on SIGTERM, closing its clients' connections, and exits 0 on SIGINT" {
     start_server chat_server
     join_chat bob
-    kill -TERM "$SERVER_PID"
-    await_exit chat_server
-    [[ $EXIT_STATUS == 0 ]] ||
-        fail "$(printf 'after SIGTERM, expected exit status 0, got %s.\nstderr:\n%s' "$EXIT_STATUS" "$(indent "$(tail -5 "$T/chat_server.err")")")"
+    stop_server_with TERM || return 1
     expect_left bob "the server was shutting down"
-    # A second server under the same name: remove the first one's output
-    # first, or its "listening on" line could be mistaken for the new one's.
-    rm -f "$T/chat_server.out" "$T/chat_server.err"
     start_server chat_server
-    kill -INT "$SERVER_PID"
-    await_exit chat_server
-    [[ $EXIT_STATUS == 0 ]] ||
-        fail "$(printf 'after SIGINT, expected exit status 0, got %s.\nstderr:\n%s' "$EXIT_STATUS" "$(indent "$(tail -5 "$T/chat_server.err")")")"
+    stop_server_with INT
 }
 
 @test "-h prints usage to stdout and exits 0" {

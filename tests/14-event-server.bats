@@ -82,11 +82,14 @@ count_responses() {
 @test "accepts the absolute-form target a proxy is sent (RFC 9112, 3.2.2)" {
     serve
     local t
-    for t in "http://127.0.0.1:$SERVER_PORT/hello.txt" "HTTP://example.com/hello.txt"; do
+    for t in "http://127.0.0.1:$SERVER_PORT/hello.txt" "HTTPS://example.com/hello.txt?q=1"; do
         run_limited 5 curl -sS --request-target "$t" "http://127.0.0.1:$SERVER_PORT/"
         [[ $status == 0 && $output == "Hello, world!" ]] ||
             fail "$(printf 'GET %s HTTP/1.1 must serve /hello.txt; got (curl exit %s):\n%s\n%s' "$t" "$status" "$(indent "$output")" "$(indent "$stderr")")"
     done
+    # No path at all means "/": here, DIR's listing.
+    run_limited 5 curl -sS --request-target "http://example.com" "http://127.0.0.1:$SERVER_PORT/"
+    assert_output --partial 'hello.txt'
 }
 
 @test "keeps an HTTP/1.1 connection open: three URLs, one connection (curl)" {

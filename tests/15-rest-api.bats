@@ -186,6 +186,13 @@ assert rest.startswith(b"HTTP/1.1 201 "), rest'
     expect_code 404
 }
 
+@test "an absolute-form target names the same note (RFC 9112, 3.2.2)" {
+    api POST /notes '{"text": "via a proxy"}'
+    run_limited 5 curl -sS --request-target "http://example.com/notes/1" "$BASE/"
+    [[ $status == 0 && $output == *'"via a proxy"'* ]] ||
+        fail "$(printf 'GET http://example.com/notes/1 HTTP/1.1 must answer like GET /notes/1; got (curl exit %s):\n%s\n%s' "$status" "$(indent "$output")" "$(indent "$stderr")")"
+}
+
 @test "keeps the connection alive across requests (python http.client, one socket)" {
     py '
 c.request("POST", "/notes", json.dumps({"text": "a"}), JSON); c.getresponse().read()

@@ -139,8 +139,10 @@ static int parse_request_line(struct request *rq, char *line)
     *sp1 = *sp2 = '\0';
     const char *method = line, *target = sp1 + 1, *version = sp2 + 1;
     /* The target is "/path" (origin-form) or "http://host/path" (absolute-
-     * form, RFC 9112 3.2.2); "index.html" is neither, so malformed. */
-    if (!is_token(method) || (*target != '/' && strncmp(target, "http://", 7) != 0))
+     * form, RFC 9112 3.2.2; a scheme's case does not matter); "index.html"
+     * is neither, so malformed. */
+    if (!is_token(method) || (*target != '/' && strncasecmp(target, "http://", 7) != 0 &&
+                              strncasecmp(target, "https://", 8) != 0))
         return 400;
     for (const char *p = target; *p; p++)
         if ((unsigned char)*p < ' ' || *p == 0x7f)   /* control bytes: never in a URI */

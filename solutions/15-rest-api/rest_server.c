@@ -41,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -356,6 +357,37 @@ static int is_tchar(unsigned char c)
            (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
 }
 
+/* A server MUST accept the absolute-form "http://host/path?query" as well
+ * (RFC 9112, 3.2.2), though only proxies are sent it. There is one site
+ * here, so the scheme and host are dropped and the path kept. With no path
+ * ("http://host", "http://host?q") the path is "/", and the query is
+ * dropped: the second slash of "http://" serves as that "/", so the target
+ * still points into the request buffer. Returns 0, or 400 if no host. */
+static int strip_absolute_form(struct request *req)
+{
+    const char *t = req->target, *end = t + req->target_len;
+    size_t scheme = 0;
+    if (req->target_len > 7 && strncasecmp(t, "http://", 7) == 0)
+        scheme = 7;
+    else if (req->target_len > 8 && strncasecmp(t, "https://", 8) == 0)
+        scheme = 8;
+    if (scheme == 0)
+        return 0; /* not absolute-form: the caller judges it */
+    const char *path = t + scheme;
+    while (path < end && *path != '/' && *path != '?')
+        path++;
+    if (path == t + scheme)
+        return 400;
+    if (path == end || *path == '?') {
+        req->target = t + scheme - 1;
+        req->target_len = 1;
+    } else {
+        req->target = path;
+        req->target_len = (size_t)(end - path);
+    }
+    return 0;
+}
+
 /* METHOD SP TARGET SP HTTP/D.D, nothing more, nothing less. */
 static int parse_request_line(const char *line, size_t n, struct request *req)
 {
@@ -386,7 +418,9 @@ static int parse_request_line(const char *line, size_t n, struct request *req)
     if (v[5] != '1' || (v[7] != '0' && v[7] != '1'))
         return 505;
     req->minor = v[7] - '0';
-    /* Only origin-form ("/path?query"): no "*", no absolute URLs. */
+    if (strip_absolute_form(req) != 0)
+        return 400;
+    /* Origin-form "/path?query" from here on; "*" (OPTIONS) is not served. */
     return req->target[0] == '/' ? 0 : 400;
 }
 

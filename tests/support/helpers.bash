@@ -38,8 +38,9 @@ T=$BATS_TEST_TMPDIR
 if command -v timeout >/dev/null; then TIMEOUT_CMD=timeout; else TIMEOUT_CMD=gtimeout; fi
 
 SPAWNED_PIDS=()
-# The start time of each spawned PID (see proc_start_time), or "gone".
-declare -gA SPAWN_START=()
+# The start time of each spawned PID (see proc_start_time), or "gone",
+# indexed by PID.
+SPAWN_START=()
 
 setup() { helpers_setup; }
 teardown() { helpers_teardown; }
@@ -341,7 +342,7 @@ stop_server_with() {
         if ((SECONDS >= deadline)); then
             local hint=""
             [[ $sig == INT ]] && hint=$'\n(A program started in the background by a script begins with SIGINT ignored:\nit must install its own handler with sigaction.)'
-            fail "$(printf 'after SIG%s the server was still running %s s later: it should close its sockets and exit 0.\n(Is the handler installed with SA_RESTART, so that accept() and recv() never see EINTR?)%s\nserver stderr:\n%s' \
+            fail "$(printf 'after SIG%s the server was still running %s s later: it should close its sockets and exit 0.\n(With SA_RESTART, a blocked accept() or recv() restarts instead of failing with EINTR,\nso a loop that checks a flag never sees it: install the handler without SA_RESTART,\nor wait for the signal itself with sigwait() or a self-pipe.)%s\nserver stderr:\n%s' \
                 "$sig" "$RUN_TIMEOUT" "$hint" "$(indent "$(cat "$T/$SERVER_NAME.err")")")"
             return 1
         fi
