@@ -22,8 +22,9 @@ bats_require_minimum_version 1.5.0
 # runs dirname(1) for each of its files: 16 processes for every test, 7,000
 # in a make test. Where their src/ is found, its files are sourced directly.
 load_bats_lib() {
-    local dir f IFS=:
-    for dir in ${BATS_LIB_PATH:-/usr/lib/bats}; do
+    local dir f dirs
+    IFS=: read -r -a dirs <<<"${BATS_LIB_PATH:-/usr/lib/bats}"
+    for dir in "${dirs[@]}"; do
         if [[ -f $dir/$1/load.bash && -d $dir/$1/src ]]; then
             for f in "$dir/$1"/src/*.bash; do
                 source "$f" || return 1
