@@ -25,12 +25,12 @@ load_bats_lib() {
     local dir f dirs
     IFS=: read -r -a dirs <<<"${BATS_LIB_PATH:-/usr/lib/bats}"
     for dir in "${dirs[@]}"; do
-        if [[ -f $dir/$1/load.bash && -d $dir/$1/src ]]; then
-            for f in "$dir/$1"/src/*.bash; do
-                source "$f" || return 1
-            done
-            return 0
-        fi
+        [[ -f $dir/$1/load.bash ]] || continue
+        [[ -d $dir/$1/src ]] || break # another layout: let bats load it
+        for f in "$dir/$1"/src/*.bash; do
+            source "$f" || return 1
+        done
+        return 0
     done
     bats_load_library "$1"
 }
