@@ -19,7 +19,7 @@
 bats_require_minimum_version 1.5.0
 
 # load_bats_lib NAME: loads bats-support or bats-assert. Their load.bash
-# runs dirname(1) for each of its files: 16 processes for every test, 7,000
+# runs dirname(1) for each of its files: 15 processes for every test, 8,000
 # in a make test. Where their src/ is found, its files are sourced directly.
 load_bats_lib() {
     local dir f dirs
