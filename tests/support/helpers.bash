@@ -283,20 +283,26 @@ await_line() {
     AWAITED_LINE=$line
 }
 
+# exited_within PID SECS: waits up to SECS for PID to exit; fails if it
+# is still running then.
+exited_within() {
+    local deadline=$((SECONDS + $2))
+    while is_running "$1"; do
+        ((SECONDS < deadline)) || return 1
+        sleep 0.02
+    done
+}
+
 # await_exit NAME [SECS]: waits for what spawn NAME started to exit; sets
 # EXIT_STATUS. Fails if it is still running when the time is up.
 await_exit() {
     local name=$1 secs=${2:-$RUN_TIMEOUT} pid
     pid=$(pid_of "$name")
-    local deadline=$((SECONDS + secs))
-    while is_running "$pid"; do
-        if ((SECONDS >= deadline)); then
-            fail "$(printf '%s was still running after %s s.\nstdout so far:\n%s\nstderr so far:\n%s' \
-                "$name" "$secs" "$(indent "$(cat "$T/$name.out")")" "$(indent "$(cat "$T/$name.err")")")"
-            return 1
-        fi
-        sleep 0.02
-    done
+    if ! exited_within "$pid" "$secs"; then
+        fail "$(printf '%s was still running after %s s.\nstdout so far:\n%s\nstderr so far:\n%s' \
+            "$name" "$secs" "$(indent "$(cat "$T/$name.out")")" "$(indent "$(cat "$T/$name.err")")")"
+        return 1
+    fi
     EXIT_STATUS=0
     wait "$pid" 2>/dev/null || EXIT_STATUS=$?
 }
@@ -355,17 +361,13 @@ stop_server_with() {
     local sig=$1
     log_cmd kill "-$sig" "$SERVER_PID"
     kill "-$sig" "$SERVER_PID" 2>/dev/null || true
-    local deadline=$((SECONDS + RUN_TIMEOUT))
-    while is_running "$SERVER_PID"; do
-        if ((SECONDS >= deadline)); then
-            local hint=""
-            [[ $sig == INT ]] && hint=$'\n(A program started in the background by a script begins with SIGINT ignored:\nit must install its own handler with sigaction.)'
-            fail "$(printf 'after SIG%s the server was still running %s s later: it should close its sockets and exit 0.\n(With SA_RESTART, a blocked accept() or recv() restarts instead of failing with EINTR,\nso a loop that checks a flag never sees it: install the handler without SA_RESTART,\nor wait for the signal itself with sigwait() or a self-pipe.)%s\nserver stderr:\n%s' \
-                "$sig" "$RUN_TIMEOUT" "$hint" "$(indent "$(cat "$T/$SERVER_NAME.err")")")"
-            return 1
-        fi
-        sleep 0.02
-    done
+    if ! exited_within "$SERVER_PID" "$RUN_TIMEOUT"; then
+        local hint=""
+        [[ $sig == INT ]] && hint=$'\n(A program started in the background by a script begins with SIGINT ignored:\nit must install its own handler with sigaction.)'
+        fail "$(printf 'after SIG%s the server was still running %s s later: it should close its sockets and exit 0.\n(With SA_RESTART, a blocked accept() or recv() restarts instead of failing with EINTR,\nso a loop that checks a flag never sees it: install the handler without SA_RESTART,\nor wait for the signal itself with sigwait() or a self-pipe.)%s\nserver stderr:\n%s' \
+            "$sig" "$RUN_TIMEOUT" "$hint" "$(indent "$(cat "$T/$SERVER_NAME.err")")")"
+        return 1
+    fi
     local st=0
     wait "$SERVER_PID" 2>/dev/null || st=$?
     if ((st != 0)); then
