@@ -25,12 +25,11 @@ SERVER_NAME=echo_server
 # start_echo_server [ARGS...]: starts echo_server -p 0 ARGS, waits for its
 # "listening on" line; sets SERVER_PID, SERVER_PORT.
 start_echo_server() {
-    local path
-    path=$(prog echo_server)
+    prog_path echo_server || return 1
     SERVER_NAME=echo_server
-    spawn echo_server "$path" -p 0 "$@"
+    spawn echo_server "$PROG_PATH" -p 0 "$@"
     SERVER_PID=$SPAWNED_PID
-    await_line echo_server '^listening on .+:[0-9]+$'
+    await_line echo_server '^listening on .+:[0-9]+$' || return 1
     SERVER_PORT=${AWAITED_LINE##*:}
 }
 
@@ -41,21 +40,19 @@ server_state() {
     if is_running "$SERVER_PID"; then
         SERVER_STATE='The server is still running.'
     else
-        if [[ ${SERVER_EXIT_PID:-} != "$SERVER_PID" ]]; then
-            SERVER_EXIT=0
-            wait "$SERVER_PID" 2>/dev/null || SERVER_EXIT=$?
-            SERVER_EXIT_PID=$SERVER_PID
-        fi
+        reap "$SERVER_PID"
+        SERVER_EXIT=$REAPED SERVER_EXIT_PID=$SERVER_PID
         if ((SERVER_EXIT > 128)); then
             local sig why=""
-            sig=$(kill -l $((SERVER_EXIT - 128)) 2>/dev/null || echo "?")
+            signal_name "$SERVER_EXIT"
+            sig=$SIG_NAME
             [[ $sig == PIPE ]] && why=$'\nWriting to a client that has gone away raises SIGPIPE, which kills:\nignore it (sigaction with SIG_IGN) and handle the EPIPE error instead.'
             SERVER_STATE="The server was killed by signal SIG$sig.$why"
         else
             SERVER_STATE="The server has exited (status $SERVER_EXIT)."
         fi
     fi
-    SERVER_STATE+=$'\nserver stderr:\n'$(indent "$(cat "$T/$SERVER_NAME.err" 2>/dev/null)")
+    SERVER_STATE+=$'\nserver stderr:\n'$(indent_file "$T/$SERVER_NAME.err")
 }
 
 # assert_server_alive WHAT: the server is still running after WHAT.
@@ -80,31 +77,48 @@ echo_client() {
 }
 
 # size_of FILE: its size in bytes.
-size_of() { wc -c <"$1" | tr -d ' '; }
+size_of() {
+    local n
+    n=$(wc -c <"$1") || return 1
+    printf '%s' $((n))
+}
+
+# file_has_line FILE PREFIX: FILE has a line starting with PREFIX; sets
+# FOUND_LINE (bash's read: no grep process).
+file_has_line() {
+    local line
+    [[ -f $1 ]] || return 1
+    while IFS= read -r line || [[ -n $line ]]; do
+        [[ $line == "$2"* ]] && { FOUND_LINE=$line; return 0; }
+    done <"$1"
+    return 1
+}
 
 # await_peer NAME [SECS]: waits for client NAME's "done: ..." line; sets
 # PEER_RECEIVED, PEER_SENT, PEER_HOW. Fails, saying how far it got and
 # how the server is doing, if it stops or the time runs out first.
 await_peer() {
-    local name=$1 secs=${2:-$RUN_TIMEOUT} pid line
-    pid=$(pid_of "$name")
-    local deadline=$((SECONDS + secs))
-    while ! line=$(grep -m1 '^done: ' "$T/$name.out" 2>/dev/null); do
+    local name=$1 secs=${2:-$RUN_TIMEOUT} pidvar=PID_$1 line
+    local pid=${!pidvar}
+    deadline_in "$secs"
+    while ! file_has_line "$T/$name.out" 'done: '; do
         if ! is_running "$pid"; then
-            line=$(grep -m1 '^done: ' "$T/$name.out" 2>/dev/null) && break
+            file_has_line "$T/$name.out" 'done: ' && break
             server_state
             fail "$(printf 'client %s stopped before finishing its exchange with the server.\nits output:\n%s\nits errors:\n%s\n%s' \
-                "$name" "$(indent "$(cat "$T/$name.out")")" "$(indent "$(cat "$T/$name.err")")" "$SERVER_STATE")"
+                "$name" "$(indent_file "$T/$name.out")" "$(indent_file "$T/$name.err")" "$SERVER_STATE")"
             return 1
         fi
-        if ((SECONDS >= deadline)); then
+        if past_deadline; then
+            scale_secs "$secs"
             server_state
-            fail "$(printf 'client %s was not done within %s s: %s bytes had come back, and the server had not closed the connection.\n%s' \
-                "$name" "$secs" "$(size_of "$T/$name.got" 2>/dev/null || echo 0)" "$SERVER_STATE")"
+            fail "$(printf 'client %s was not done within %s s%s: %s bytes had come back, and the server had not closed the connection.\n%s' \
+                "$name" "$secs" "$SCALE_NOTE" "$(size_of "$T/$name.got" 2>/dev/null || echo 0)" "$SERVER_STATE")"
             return 1
         fi
-        sleep 0.02
+        nap
     done
+    line=$FOUND_LINE
     [[ $line =~ ^done:\ received\ ([0-9]+)\ bytes,\ sent\ ([0-9]+)\ bytes,\ (.+)$ ]] ||
         fail "unexpected peer line: $line"
     PEER_RECEIVED=${BASH_REMATCH[1]} PEER_SENT=${BASH_REMATCH[2]} PEER_HOW=${BASH_REMATCH[3]}
@@ -134,17 +148,17 @@ echo_file() {
 # await_echo NAME SIZE [SECS]: waits until client NAME (which holds its
 # connection open) has SIZE bytes back; fails at once if it stops first.
 await_echo() {
-    local name=$1 size=$2 secs=${3:-$RUN_TIMEOUT}
-    local deadline=$((SECONDS + secs)) have pid
-    pid=$(pid_of "$name")
-    while have=$(size_of "$T/$name.got" 2>/dev/null) && ((have < size)); do
-        if ! is_running "$pid" || grep -q '^done: ' "$T/$name.out" || ((SECONDS >= deadline)); then
+    local name=$1 size=$2 secs=${3:-$RUN_TIMEOUT} have pidvar=PID_$1
+    local pid=${!pidvar}
+    deadline_in "$secs"
+    while have=$(wc -c <"$T/$name.got" 2>/dev/null) && ((have < size)); do
+        if ! is_running "$pid" || file_has_line "$T/$name.out" 'done: ' || past_deadline; then
             server_state
             fail "$(printf 'client %s (connected, not closing) expected %s bytes back, got %s; it said:\n%s\n%s' \
                 "$name" "$size" "$(size_of "$T/$name.got")" "$(indent "$(cat "$T/$name.out" "$T/$name.err")")" "$SERVER_STATE")"
             return 1
         fi
-        sleep 0.02
+        nap
     done
 }
 
@@ -166,8 +180,9 @@ check_listening_line() {
     ((SERVER_PORT != 0)) ||
         fail "the line says port 0: print the port the kernel chose, which getsockname() tells you"
     echo_file client 1048576
-    local out
-    out=$(cat "$T/$SERVER_NAME.out")
+    local out=""
+    IFS= read -r -N 65536 -d '' out <"$T/$SERVER_NAME.out" || true
+    out=${out%"${out##*[!$'\n']}"}
     [[ $out == "$AWAITED_LINE" ]] ||
         fail "$(printf 'stdout must hold only the listening line; after serving a client it was:\n%s' "$(indent "$out")")"
 }
@@ -187,20 +202,19 @@ check_restart_same_port() {
     [[ $PEER_HOW == eof || $PEER_HOW == peer-reset ]] ||
         fail "the server exited, but its client saw '$PEER_HOW' instead of the connection closing"
 
-    local path
-    path=$(prog echo_server)
+    prog_path echo_server || return 1
     SERVER_NAME=second
-    spawn second "$path" -p "$port"
+    spawn second "$PROG_PATH" -p "$port"
     SERVER_PID=$SPAWNED_PID
-    local deadline=$((SECONDS + START_TIMEOUT))
-    until grep -q "^listening on 127\.0\.0\.1:$port\$" "$T/second.out"; do
-        if ! is_running "$SERVER_PID" || ((SECONDS >= deadline)); then
+    deadline_in "$START_TIMEOUT"
+    until file_has_line "$T/second.out" "listening on 127.0.0.1:$port" && [[ $FOUND_LINE == "listening on 127.0.0.1:$port" ]]; do
+        if ! is_running "$SERVER_PID" || past_deadline; then
             server_state
             fail "$(printf 'restarted on port %s right after serving a client, the server did not print "listening on 127.0.0.1:%s".\nThe old connection waits in TIME_WAIT on that port: set SO_REUSEADDR before bind().\n%s' \
                 "$port" "$port" "$SERVER_STATE")"
             return 1
         fi
-        sleep 0.02
+        nap
     done
     echo_file after 1000
 }
