@@ -5,7 +5,10 @@
 # build/solutions/NN-topic/PROG. Nothing is built outside build/.
 
 CC      ?= cc
-BUILD   ?= build
+# SAN=1 builds with AddressSanitizer and UBSan into a build directory of
+# its own: `make check SAN=1` grades build/san/lessons, where a crash is
+# reported with the faulty line instead of a bare SIGSEGV.
+BUILD   ?= $(if $(SAN),build/san,build)
 CSTD     = -std=c11 -D_POSIX_C_SOURCE=200809L
 WARN     = -Wall -Wextra -Wpedantic $(if $(WERROR),-Werror)
 comma   := ,
@@ -54,7 +57,9 @@ $(PEER): tests/support/peer.c
 # fail with "not built", and every other lesson is still graded.
 check:
 	@$(MAKE) -s --no-print-directory -k $(CHECKED_BINS) support || true
-	@$(GRADE) -r build/lessons
+	@$(if $(SAN),ASAN_OPTIONS=$${ASAN_OPTIONS:-exitcode=86:detect_leaks=1:abort_on_error=0} \
+	    UBSAN_OPTIONS=$${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1:exitcode=86}) \
+	    $(GRADE) -r $(BUILD)/lessons
 
 check-solutions: need-solutions
 	@$(MAKE) -s --no-print-directory solutions support
@@ -151,6 +156,7 @@ clean:
 help:
 	@echo "make                  build every lesson, solution and the test peer into build/"
 	@echo "make check            grade your work in lessons/ (LESSON=07 for one lesson)"
+	@echo "make check SAN=1      the same, built with sanitizers that name the line of a crash"
 	@echo "make check-solutions  the same grading, run against solutions/"
 	@echo "make test             the project's own test (what CI runs)"
 	@echo "make bench            benchmarks: solutions against python, curl, nginx"

@@ -179,6 +179,9 @@ small_transfer_works() {
 }
 
 @test "file_client gets a 100 MB binary file byte-exact" {
+    # file_client writes a 100 MB file: past the usual 1 MiB cap a program
+    # under test may write to one file (helpers.bash, OUTPUT_CAP).
+    local OUTPUT_CAP=128M
     start_server file_server -d "$DIR"
     in_cwd
     small_transfer_works get
@@ -191,6 +194,9 @@ small_transfer_works() {
 }
 
 @test "file_client puts a 100 MB binary file byte-exact" {
+    # file_server writes a 100 MB file: past the usual 1 MiB cap a program
+    # under test may write to one file (helpers.bash, OUTPUT_CAP).
+    local OUTPUT_CAP=128M
     start_server file_server -d "$DIR"
     in_cwd
     small_transfer_works put

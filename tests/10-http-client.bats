@@ -14,8 +14,9 @@ get() {
     local args=""
     (($#)) && printf -v args ' %q' "$@"
     printf '$ %s%s >$T/out\n' "${path#"$REPO_ROOT"/}" "$args" >>"$T/transcript"
-    status=0
-    "$TIMEOUT_CMD" -k 1 "$RUN_TIMEOUT" "$path" "$@" >"$T/out" 2>"$T/err" 3>&- </dev/null || status=$?
+    # limited_exec: the time limit (x TIME_SCALE) and the output cap; the
+    # bodies here are up to 5 MB, so the cap is 16 MiB.
+    OUTPUT_CAP=16M limited_exec "$RUN_TIMEOUT" "$T/out" "$T/err" "$path" "$@" </dev/null
     output="" stderr=""
     IFS= read -r -d '' stderr <"$T/err" || true
     stderr=${stderr%$'\n'}

@@ -64,7 +64,8 @@ assert_stderr_has() {
     start_file_server "$T/www"
     local path
     path=$(prog http_fetch)
-    run_limited 10 bash -c '"$0" "$1" >"$2"' "$path" "http://127.0.0.1:$FILES_PORT/big.bin" "$T/got"
+    # 5 MB to stdout: past the usual 1 MiB output cap (helpers.bash).
+    OUTPUT_CAP=16M run_limited 10 bash -c '"$0" "$1" >"$2"' "$path" "http://127.0.0.1:$FILES_PORT/big.bin" "$T/got"
     assert_status 0
     assert_same_bytes "$T/www/big.bin" "$T/got" "the body on stdout"
 }

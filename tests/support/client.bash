@@ -65,12 +65,10 @@ fake_hosts() {
 
 # run_prog_fake_hosts NAME ARGS...: run_prog with the names of fake_hosts.
 run_prog_fake_hosts() {
-    local name=$1 path
-    path=$(prog "$name") || return 1
+    local name=$1
+    prog_path "$name" || return 1
     shift
-    log_cmd env "${FAKE_HOSTS_ENV[@]}" "$path" "$@"
-    run --separate-stderr "$TIMEOUT_CMD" -k 1 "$RUN_TIMEOUT" env "${FAKE_HOSTS_ENV[@]}" "$path" "$@"
-    explain_abnormal_exit "$name" "$RUN_TIMEOUT"
+    run_limited "$RUN_TIMEOUT" env "${FAKE_HOSTS_ENV[@]}" "$PROG_PATH" "$@"
 }
 
 # gai_error_texts: what gai_strerror(3) says here for the codes an unknown
@@ -96,15 +94,13 @@ for name in ("EAI_NONAME", "EAI_AGAIN", "EAI_FAIL", "EAI_NODATA"):
 # program that forgets to ignore SIGPIPE must die of it here as it would
 # in a terminal, and be told so.
 run_prog_stdin() {
-    local in=$1 name=$2 path
-    path=$(prog "$name") || return 1
+    local in=$1 name=$2
+    prog_path "$name" || return 1
     shift 2
-    log_cmd "$path" "$@"
-    # log_cmd knows no redirections: add "< FILE" to the line it wrote.
-    local tr=$T/transcript last
-    last=$(tail -n 1 "$tr")
-    { sed '$d' "$tr"; printf '%s < %s\n' "$last" "${in//"$T"/\$T}"; } >"$tr.new" && mv "$tr.new" "$tr"
-    run --separate-stderr "$TIMEOUT_CMD" -k 1 "$RUN_TIMEOUT" "${WITH_DEFAULT_SIGPIPE[@]}" "$path" "$@" <"$in"
+    # The transcript line gets "< FILE"; the run itself is run_limited's.
+    LOG_SUFFIX=" < ${in//"$T"/\$T}" log_cmd "$PROG_PATH" "$@"
+    limited_exec "$RUN_TIMEOUT" "$T/.run.out" "$T/.run.err" "${WITH_DEFAULT_SIGPIPE[@]}" "$PROG_PATH" "$@" <"$in"
+    read_capture "$T/.run.out" "$T/.run.err"
     explain_abnormal_exit "$name" "$RUN_TIMEOUT"
 }
 

@@ -230,7 +230,7 @@ crash_report() {
         st=${SPAWN_STATUS[$pid]}
         SPAWN_UNDER_TEST[$pid]="" # reported once
         crash_words "$name" "$st" "$(spawn_file_of "$pid").err" || continue
-        CRASH_REPORT+=${CRASH_REPORT:+$'\n'}"$CRASH_WORDS ($when)"
+        CRASH_REPORT+=${CRASH_REPORT:+$'\n'}"$CRASH_WORDS ($when)$CRASH_HINT"
     done
     [[ -n $CRASH_REPORT ]]
 }
@@ -238,6 +238,7 @@ crash_report() {
 # crash_words NAME STATUS ERRFILE: sets CRASH_WORDS if STATUS is a crash.
 crash_words() {
     local name=$1 st=$2 err=$3
+    CRASH_HINT=""
     if ((st > 128)); then
         signal_name "$st"
         [[ $CRASH_SIGNALS == *" $SIG_NAME "* ]] || return 1
@@ -246,8 +247,8 @@ crash_words() {
             CRASH_WORDS="$name printed more than $CAP_TEXT: an output loop? (or wrote a file past the test's limit; the kernel stopped it with SIGXFSZ)"
         else
             CRASH_WORDS="$name was killed by signal SIG$SIG_NAME"
-            [[ $SIG_NAME == PIPE ]] && CRASH_WORDS+=" (it wrote to a closed socket: ignore SIGPIPE with signal(SIGPIPE, SIG_IGN) and handle EPIPE)"
-            [[ $SIG_NAME == PIPE ]] || CRASH_WORDS+=" (a crash: make check SAN=1 rebuilds the lessons with sanitizers, which name the line)"
+            CRASH_HINT=" (a crash: make check SAN=1 rebuilds the lessons with sanitizers, which name the line)"
+            [[ $SIG_NAME == PIPE ]] && CRASH_HINT=" (it wrote to a closed socket: ignore SIGPIPE with signal(SIGPIPE, SIG_IGN) and handle EPIPE)"
         fi
         return 0
     fi
@@ -320,13 +321,12 @@ log_cmd() {
         if [[ $arg =~ [[:space:]\'\"\<\>\|\&\;\$] && $arg != '$T'* ]]; then arg="'$arg'"; fi
         line+=" $arg"
     done
-    printf '%s\n' "$line" >>"$T/transcript"
+    printf '%s%s\n' "$line" "${LOG_SUFFIX:-}" >>"$T/transcript"
 }
 
 print_reproduce_hint() {
     # -f takes a regex: every character that might be special becomes "."
-    local name
-    name=$(printf '%s' "$BATS_TEST_DESCRIPTION" | sed 's/[^[:alnum:] _,=-]/./g')
+    local name=${BATS_TEST_DESCRIPTION//[^[:alnum:] _,=-]/.}
     echo
     echo "reproduce with:"
     echo "  PROG_ROOT=${PROG_ROOT} bats tests/$LESSON.bats -f '^${name}\$'"
@@ -374,14 +374,20 @@ limited_exec() {
     shift 3
     scale_secs "$secs"
     status=0
+    RUN_CAP_TEXT=""
+    # The outer 2>/dev/null takes bash's own "File size limit exceeded"
+    # or "Segmentation fault" line: the helpers say it in words.
     if under_test "$@"; then
         cap_blocks
-        (
-            ulimit -f "$CAP_BLOCKS" 2>/dev/null
-            exec "$TIMEOUT_CMD" -k 1 "$SCALED" "$@"
-        ) >"$out" 2>"$err" 3>&- || status=$?
+        RUN_CAP_TEXT=$CAP_TEXT
+        {
+            (
+                ulimit -f "$CAP_BLOCKS" 2>/dev/null
+                exec "$TIMEOUT_CMD" -k 1 "$SCALED" "$@"
+            ) >"$out" 2>"$err" 3>&- || status=$?
+        } 2>/dev/null
     else
-        "$TIMEOUT_CMD" -k 1 "$SCALED" "$@" >"$out" 2>"$err" 3>&- || status=$?
+        { "$TIMEOUT_CMD" -k 1 "$SCALED" "$@" >"$out" 2>"$err" 3>&- || status=$?; } 2>/dev/null
     fi
 }
 
@@ -418,6 +424,7 @@ explain_abnormal_exit() {
         ;;
     153)
         cap_blocks
+        CAP_TEXT=${RUN_CAP_TEXT:-$CAP_TEXT}
         fail "$(printf '%s printed more than %s: an output loop? (The kernel stopped it with SIGXFSZ at the test'"'"'s limit, %s a file.)\nits first lines on stdout:\n%s\non stderr:\n%s' \
             "$name" "$CAP_TEXT" "$CAP_TEXT" "$(indent "$output")" "$(indent "$stderr")")"
         return 1
@@ -616,8 +623,8 @@ await_line() {
     [[ -n ${SPAWN_UNDER_TEST[$pid]-} ]] && who=${SPAWN_UNDER_TEST[$pid]}
     if crash_words "$who" "$st" "$T/$name.err"; then
         SPAWN_UNDER_TEST[$pid]="" # reported here
-        fail "$(printf '%s before printing a line matching /%s/.\nstdout:\n%s\nstderr:\n%s' \
-            "$CRASH_WORDS" "$regex" "$(indent_file "$T/$name.out")" "$(indent_file "$T/$name.err")")"
+        fail "$(printf '%s before printing a line matching /%s/.%s\nstdout:\n%s\nstderr:\n%s' \
+            "$CRASH_WORDS" "$regex" "$CRASH_HINT" "$(indent_file "$T/$name.out")" "$(indent_file "$T/$name.err")")"
         return 1
     fi
     fail "$(printf '%s exited (status %s) before printing a line matching /%s/.\nstdout:\n%s\nstderr:\n%s' \
@@ -720,8 +727,8 @@ stop_server_with() {
         local who=${SPAWN_UNDER_TEST[$SERVER_PID]-}
         SPAWN_UNDER_TEST[$SERVER_PID]=""
         if crash_words "${who:-$SERVER_NAME}" "$st" "$T/$SERVER_NAME.err"; then
-            fail "$(printf '%s (after SIG%s, which it should answer by exiting 0).\nserver stderr:\n%s' \
-                "$CRASH_WORDS" "$sig" "$(indent_file "$T/$SERVER_NAME.err")")"
+            fail "$(printf '%s (after SIG%s, which it should answer by exiting 0).%s\nserver stderr:\n%s' \
+                "$CRASH_WORDS" "$sig" "$CRASH_HINT" "$(indent_file "$T/$SERVER_NAME.err")")"
             return 1
         fi
         local what="exit status $st"

@@ -116,9 +116,10 @@ http_exchange() {
     (($#)) && printf -v opts ' %q' "$@"
     printf '$ build/support/peer -s %s -r $T/reply%s -C 127.0.0.1 %s\n' \
         "${file/#"$T"/\$T}" "$opts" "$port" >>"$T/transcript"
-    local rc=0
-    "$TIMEOUT_CMD" -k 1 "$RUN_TIMEOUT" "$PEER" -s "$file" -r "$T/reply" "$@" -C 127.0.0.1 "$port" \
-        >"$T/client.out" 2>"$T/client.err" 3>&- </dev/null || rc=$?
+    local rc status
+    limited_exec "$RUN_TIMEOUT" "$T/client.out" "$T/client.err" \
+        "$PEER" -s "$file" -r "$T/reply" "$@" -C 127.0.0.1 "$port" </dev/null
+    rc=$status
     if ((rc == 124 || rc == 137)); then
         fail "$(printf 'the server did not close the connection within %s s (the test client waits for that).\nwhat it sent so far:\n%s' \
             "$RUN_TIMEOUT" "$(indent "$(head -c 2000 "$T/reply" 2>/dev/null)")")"

@@ -96,12 +96,14 @@ quick_run() {
 quick_exec() {
     local secs=$1
     shift
-    status=0
-    "$TIMEOUT_CMD" -k 1 "$secs" "$@" >"$T/.quick.out" 2>"$T/.quick.err" || status=$?
+    # limited_exec: TIME_SCALE, and the output cap for a program under test.
+    limited_exec "$secs" "$T/.quick.out" "$T/.quick.err" "$@"
     IFS= read -r -d '' output <"$T/.quick.out" || true
     IFS= read -r -d '' stderr <"$T/.quick.err" || true
     output=${output%$'\n'} stderr=${stderr%$'\n'}
-    explain_abnormal_exit "${1##*/}" "$secs"
+    local name=${1##*/}
+    under_test "$@" && name=$UNDER_TEST
+    explain_abnormal_exit "$name" "$secs"
 }
 
 # write_request NAME FORMAT ARGS...: the raw request bytes, via printf.

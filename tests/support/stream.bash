@@ -14,18 +14,18 @@
 run_to_file() {
     local secs=$RUN_TIMEOUT
     if [[ $1 == -s ]]; then secs=$2; shift 2; fi
-    local file=$1 name=$2 path
-    path=$(prog "$name") || return 1
+    local file=$1 name=$2
+    prog_path "$name" || return 1
     shift 2
-    local cmd=("$path" "$@")
+    local cmd=("$PROG_PATH" "$@")
     [[ -n ${FAKE_HOSTS_ENV+set} ]] && cmd=(env "${FAKE_HOSTS_ENV[@]}" "${cmd[@]}")
-    log_cmd "${cmd[@]}"
-    # log_cmd wrote the command as a line; add the redirection to it.
-    local log
-    log=$(<"$T/transcript")
-    printf '%s >%s\n' "$log" "${file/#"$T"/\$T}" >"$T/transcript"
-    run --separate-stderr "$TIMEOUT_CMD" -k 1 "$secs" bash -c 'exec "$@" >"$0"' "$file" "${cmd[@]}"
-    output="(stdout went to ${file/#"$T"/\$T}: $(wc -c <"$file" | tr -d ' ') bytes)"
+    LOG_SUFFIX=" >${file/#"$T"/\$T}" log_cmd "${cmd[@]}"
+    # stdout straight into FILE (the output cap applies to it too).
+    limited_exec "$secs" "$file" "$T/.run.err" "${cmd[@]}"
+    read_capture /dev/null "$T/.run.err"
+    local n
+    n=$(wc -c <"$file")
+    output="(stdout went to ${file/#"$T"/\$T}: $((n)) bytes)"
     explain_abnormal_exit "$name" "$secs"
 }
 
