@@ -106,7 +106,13 @@ run_prog_stdin() {
 
 # A command prefix that runs a program with SIGPIPE at its default action:
 # GNU env (coreutils 8.31 and later) can, elsewhere python3 does it.
-if env --default-signal=PIPE true 2>/dev/null; then
+# (Asked once a run: the answer is kept in BATS_RUN_TMPDIR.)
+helpers_env_sig=${BATS_RUN_TMPDIR:-$T}/.helpers-env-default-signal
+if [[ ! -f $helpers_env_sig ]]; then
+    if env --default-signal=PIPE true 2>/dev/null; then echo yes; else echo no; fi >"$helpers_env_sig"
+fi
+read -r helpers_env_sig <"$helpers_env_sig" || helpers_env_sig=no
+if [[ $helpers_env_sig == yes ]]; then
     WITH_DEFAULT_SIGPIPE=(env --default-signal=PIPE)
 else
     WITH_DEFAULT_SIGPIPE=(python3 -c 'import os, signal, sys

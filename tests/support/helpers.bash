@@ -66,6 +66,28 @@ T=$BATS_TEST_TMPDIR
 
 if command -v timeout >/dev/null; then TIMEOUT_CMD=timeout; else TIMEOUT_CMD=gtimeout; fi
 
+# python3 behind a pyenv (or similar) shim is a bash script that runs ~35
+# processes before python starts, for each of the tests' python peers.
+# The peers need only the standard library: the first python3 in PATH
+# that is not a shim is linked, once a run, into a directory put first
+# in PATH (for the tests and their children).
+helpers_direct_python() {
+    local bin=${BATS_RUN_TMPDIR:-$T}/.helpers-bin dir dirs
+    if [[ ! -x $bin/python3 ]]; then
+        IFS=: read -r -a dirs <<<"$PATH"
+        for dir in "${dirs[@]}"; do
+            [[ $dir == */shims || ! -x $dir/python3 ]] && continue
+            mkdir -p "$bin" && ln -sf "$dir/python3" "$bin/python3" 2>/dev/null
+            break
+        done
+        [[ -x $bin/python3 ]] || return 0
+    fi
+    PATH=$bin:$PATH
+}
+if [[ -x ${BATS_RUN_TMPDIR:-$T}/.helpers-bin/python3 || ":$PATH:" == *:*/shims:* ]]; then
+    helpers_direct_python
+fi
+
 # A FIFO nobody ever writes: `read -t` on it waits without a process
 # (sleep(1) is a fork and an exec, ~5 ms here, in every wait loop).
 NAP_FIFO=${BATS_RUN_TMPDIR:-$T}/.helpers-nap
@@ -76,6 +98,16 @@ nap() {
         read -r -t "${1:-0.02}" _ <>"$NAP_FIFO" || true
     else
         sleep "${1:-0.02}"
+    fi
+}
+
+# The tests' own wait loops say `sleep 0.05`: in the test's shell that is
+# nap too (sleep(1) itself for anything else, and in child shells).
+sleep() {
+    if [[ $# == 1 && $1 =~ ^[0-9]*\.?[0-9]+$ && -n $NAP_FIFO ]]; then
+        nap "$1"
+    else
+        command sleep "$@"
     fi
 }
 
