@@ -55,8 +55,9 @@ T=$BATS_TEST_TMPDIR
 # Every time limit a helper applies (RUN_TIMEOUT, START_TIMEOUT and each
 # SECS argument) is multiplied by TIME_SCALE (a decimal, e.g. 2.5; grade
 # sets it from a calibration, an instructor may set it by hand). Limits
-# a program receives as an argument (-t 1, -m 2) are not scaled.
-[[ ${TIME_SCALE:-1} =~ ^[0-9]+(\.[0-9]+)?$ && ${TIME_SCALE:-1} != 0 && ${TIME_SCALE:-1} != 0.* ]] || TIME_SCALE=1
+# a program receives as an argument (-t 1, -m 2) are not scaled. A scale
+# below 1 counts as 1: the limits are the least a quiet machine needs.
+[[ ${TIME_SCALE:-1} =~ ^[0-9]+(\.[0-9]+)?$ && ${TIME_SCALE:-1} != 0* ]] || TIME_SCALE=1
 [[ ${TIME_SCALE:-1} =~ ^0*1(\.0*)?$ ]] && TIME_SCALE=1
 # How much a program under test may write to each file (its stdout, its
 # stderr, any file it writes), in bytes; K and M suffixes are KiB and
@@ -133,7 +134,10 @@ scale_secs() {
     to_us "$TIME_SCALE"
     SCALED_US=$((secs_us * US / 1000000))
     printf -v SCALED '%d.%03d' $((SCALED_US / 1000000)) $((SCALED_US % 1000000 / 1000))
-    SCALE_NOTE=" (time limits here are x$TIME_SCALE: it had ${SCALED%.000} s)"
+    local shown=$SCALED
+    while [[ $shown == *.*0 ]]; do shown=${shown%0}; done
+    shown=${shown%.}
+    SCALE_NOTE=" (time limits here are x$TIME_SCALE: it had $shown s)"
 }
 
 # now_us: sets NOW_US, the time in microseconds.
