@@ -301,13 +301,9 @@ sanitizer_said() {
     local line n=0
     SANITIZER_LINE=""
     [[ -f $1 ]] || return 1
-    while IFS= read -r line && ((n++ < 2000)); do
-        if [[ $line == *"ERROR: AddressSanitizer"* || $line == *"ERROR: LeakSanitizer"* || $line == *"runtime error:"* ]]; then
-            SANITIZER_LINE=${line:0:300}
-            return 0
-        fi
-    done <"$1"
-    return 1
+    local text=""
+    IFS= read -r -N 65536 -d '' text <"$1" || true
+    sanitizer_text "$text"
 }
 
 # spawn_file_of PID: prints $T/NAME of the spawn that started PID.
@@ -486,10 +482,17 @@ explain_abnormal_exit() {
 }
 
 # sanitizer_text TEXT: TEXT holds a sanitizer report; sets SANITIZER_LINE.
+# The line is the report's first, with the first frame in a .c file
+# (e.g. "AddressSanitizer: SEGV on unknown address ... at echo_client
+# echo_server.c:285").
 sanitizer_text() {
-    local re='(ERROR: (Address|Leak)Sanitizer[^'$'\n'']*|runtime error:[^'$'\n'']*)'
+    local nl=$'\n'
+    local re="((Address|Leak)Sanitizer: [^$nl]*|[^$nl ]*runtime error:[^$nl]*)"
     [[ $1 =~ $re ]] || return 1
-    SANITIZER_LINE=${BASH_REMATCH[1]:0:300}
+    SANITIZER_LINE=${BASH_REMATCH[1]:0:200}
+    re="#[0-9]+ 0x[0-9a-f]+ in ([^ $nl]+) ([^ $nl]*\.c:[0-9]+)"
+    [[ $1 =~ $re ]] && SANITIZER_LINE+=" (at ${BASH_REMATCH[1]} ${BASH_REMATCH[2]##*/})"
+    return 0
 }
 
 # indent TEXT: TEXT with four spaces before each line, for messages; at
