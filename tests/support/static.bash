@@ -183,33 +183,47 @@ assert_answer() {
 # parse_response FILE [SIZE]: SIZE is FILE's size, if the caller knows it.
 # shellcheck disable=SC2034 # the RESP_ variables are for the caller
 parse_response() {
-    local out size=${2:-}
+    local size=${2:-} line n=0 nr=0 ended=0 status="" head="" LC_ALL=C
     RESP_STATUS=none RESP_STATUS_LINE="" RESP_HEAD="" RESP_BODY_LEN=-1
     [[ -s $1 ]] || return 0
-    # Line 1: bytes up to and including the empty line (-1: none); line
-    # 2: the status line; then the header lines.
-    out=$(LC_ALL=C awk '
-        { n += length($0) + 1; sub(/\r$/, "") }
-        NR == 1 { status = $0; next }
-        $0 == "" { ended = 1; exit }
-        { head = head $0 "\n" }
-        END { printf "%d\n%s\n%s", ended ? n : -1, status, head }' "$1")
-    [[ -n $size ]] || size=$(wc -c <"$1")
-    [[ ${out%%$'\n'*} == -1 ]] || RESP_BODY_LEN=$((size - ${out%%$'\n'*}))
-    out=${out#*$'\n'}
-    RESP_STATUS_LINE=${out%%$'\n'*}
-    [[ $out == *$'\n'* ]] && RESP_HEAD=${out#*$'\n'}
+    # Bash's read, not awk: the head is a few lines, and a process costs
+    # more than reading them (the first 64 KiB at most).
+    while IFS= read -r line || [[ -n $line ]]; do
+        n=$((n + ${#line} + 1))
+        line=${line%$'\r'}
+        if ((++nr == 1)); then
+            status=$line
+            continue
+        fi
+        [[ -z $line ]] && { ended=1; break; }
+        ((n > 65536)) && break
+        head+=$line$'\n'
+    done <"$1"
+    if ((ended)); then
+        if [[ -z $size ]]; then
+            size=$(wc -c <"$1")
+        fi
+        RESP_BODY_LEN=$((size - n))
+    fi
+    RESP_STATUS_LINE=$status
+    RESP_HEAD=${head%"${head##*[!$'\n']}"}
     [[ $RESP_STATUS_LINE =~ ^HTTP/1\.[01]\ ([0-9]{3})( |$) ]] && RESP_STATUS=${BASH_REMATCH[1]}
     return 0
 }
 
 resp_header() {
-    printf '%s' "$RESP_HEAD" | awk -v want="$1" '
-        BEGIN { want = tolower(want) }
-        (i = index($0, ":")) && tolower(substr($0, 1, i - 1)) == want {
-            v = substr($0, i + 1); gsub(/^[ \t]+|[ \t]+$/, "", v); print v; found = 1; exit
-        }
-        END { exit !found }'
+    local line want=${1,,} name value
+    while IFS= read -r line; do
+        [[ $line == *:* ]] || continue
+        name=${line%%:*}
+        [[ ${name,,} == "$want" ]] || continue
+        value=${line#*:}
+        value=${value#"${value%%[!$' \t']*}"}
+        value=${value%"${value##*[!$' \t']}"}
+        printf '%s\n' "$value"
+        return 0
+    done <<<"$RESP_HEAD"
+    return 1
 }
 
 # show_response FILE: up to 12 lines of FILE, made printable, indented.
