@@ -190,7 +190,7 @@ under_test() {
 # bash does not print its own "line 91: 20274 Segmentation fault setsid
 # ..." for a background job killed by a signal it traps: the helpers name
 # the crash themselves (crash_report).
-trap ':' SEGV BUS ABRT FPE ILL XFSZ SYS TRAP QUIT
+trap ':' SEGV BUS ABRT FPE ILL XFSZ SYS TRAP
 
 SPAWNED_PIDS=()
 # The start time of each spawned PID (see proc_start_time), or "gone",
