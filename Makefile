@@ -112,7 +112,8 @@ fuzz: need-solutions $(FUZZER)
 
 ### working through the lessons ###
 
-# Which lessons are done and which is next, from a fresh test run.
+# Which lessons are done and which is next; a lesson whose sources and
+# tests did not change since its last graded run is answered from it.
 progress:
 	@$(MAKE) -s --no-print-directory -k $(LESSON_BINS) support || true
 	@$(GRADE) -r build/lessons -m progress
