@@ -34,7 +34,7 @@ GRADE    = tests/support/grade -j $(JOBS) $(if $(LESSON_ID),-l $(LESSON_ID))
 
 .PHONY: all lessons solutions support check check-solutions test bench deps clean help \
         progress hint watch reset handout classroom need-solutions fuzz clang-starters \
-        portable-solutions
+        portable-solutions load-test
 
 all: lessons solutions support $(BUILD)/compile_commands.json
 
@@ -85,6 +85,13 @@ test: need-solutions
 # and pread+send path that macOS runs, so make test grades it here too.
 portable-solutions: $(filter $(BUILD)/solutions/14-% $(BUILD)/solutions/15-%,$(SOLUTION_BINS))
 
+# A correct grade on a busy machine: COPIES copies of the complete
+# solutions graded at once, ROUNDS times; any test not green fails it.
+COPIES ?= 4
+ROUNDS ?= 3
+load-test: need-solutions
+	@tests/support/loadgrade -c $(COPIES) -r $(ROUNDS) $(if $(LESSON_ID),-l $(LESSON_ID))
+
 # Speed is a benchmark, not a test: solutions against real peers, one run.
 bench: need-solutions
 	@tests/support/deps --bench
@@ -110,7 +117,8 @@ fuzz: need-solutions $(FUZZER)
 
 ### working through the lessons ###
 
-# Which lessons are done and which is next, from a fresh test run.
+# Which lessons are done and which is next; a lesson whose sources and
+# tests did not change since its last graded run is answered from it.
 progress:
 	@$(MAKE) -s --no-print-directory -k $(LESSON_BINS) support || true
 	@$(GRADE) -r build/lessons -m progress
@@ -167,6 +175,7 @@ help:
 	@echo "make check-solutions  the same grading, run against solutions/"
 	@echo "make test             the project's own test (what CI runs)"
 	@echo "make bench            benchmarks: solutions against python, curl, nginx"
+	@echo "make load-test        grade COPIES=4 copies of the solutions at once, ROUNDS=3 times"
 	@echo "make progress         which lessons are done, and the next one"
 	@echo "make hint LESSON=NN   the next hint for a lesson (HINT=N shows hint N again)"
 	@echo "make watch LESSON=NN  re-grade a lesson every time you save"

@@ -12,7 +12,13 @@ load support/helpers
 CHAT_PY=$REPO_ROOT/tests/support/chat.py
 WELCOME_RE='^welcome, you are \[[0-9]+\]$'
 # A peer that hears nothing for this long gives up ("done: ... timeout").
+# It guards correct code (a client waits while others come and go), so it
+# stretches with TIME_SCALE: at 5000 ms flat, 4 copies graded at once
+# (load average 36 on 2 cores) failed "a client that closes or resets ...".
 CHAT_IDLE_MS=5000
+[[ ${TIME_SCALE:-1} =~ ^([0-9]+)(\.([0-9]))? ]] &&
+    CHAT_IDLE_MS=$((5000 * (10#${BASH_REMATCH[1]} * 10 + 10#${BASH_REMATCH[3]:-0}) / 10))
+((CHAT_IDLE_MS >= 5000)) || CHAT_IDLE_MS=5000
 
 ### helpers ###
 
