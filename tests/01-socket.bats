@@ -62,7 +62,58 @@ trace_socket_info() {
         sed -n "/^socket(.*) = $fd\$/,\$p" "$T/trace" | grep -q "^close($fd) *= 0" || unclosed+=("$fd")
     done
     ((${#unclosed[@]} == 0)) ||
-        fail "$(printf 'these sockets were never closed: fd %s\nstrace saw:\n%s' "${unclosed[*]}" "$(indent "$(grep -E '^(socket|close)' "$T/trace")")")"
+        fail "$(printf 'these sockets were never closed: fd %s\nclose() each one when you are done with it (exit would do it for you here, but a\nlong-running program that forgets runs out of descriptors).\nstrace saw, from your first socket() on (the close() calls before it are the dynamic\nloader'"'"'s, closing the library files it opened before main()):\n%s' \
+            "${unclosed[*]}" "$(indent "$(sockets_and_closes "$T/trace")")")"
+}
+
+# sockets_and_closes TRACE: the socket() and close() lines of an strace
+# file, from the first socket() on: the close() calls before it are the
+# dynamic loader's, closing the libraries it read before main().
+sockets_and_closes() {
+    sed -n '/^socket(/,$p' "$1" | grep -E '^(socket|close)\('
+}
+
+# trace_with_fd_limit N: runs socket_info under strace with every inherited
+# descriptor above 2 closed and at most N descriptors (ulimit -n N): fds 0,
+# 1, 2 and N - 3 sockets. Keeps the socket() and close() calls in $T/trace.
+trace_with_fd_limit() {
+    command -v strace >/dev/null || skip "needs strace (Linux; make deps installs it)"
+    local path
+    path=$(prog socket_info)
+    # strace writes its trace through an fd of its own, outside the limit.
+    ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 \
+        run_limited 10 strace -o "$T/trace" -e trace=execve,socket,close \
+        bash -c 'for fd in {3..19}; do eval "exec $fd>&-"; done; ulimit -n "$1" && exec "$0"' "$path" "$1"
+}
+
+@test "when a later socket fails, closes the ones it already opened" {
+    # Room for two sockets (fds 3 and 4): the third socket() fails.
+    trace_with_fd_limit 5
+    assert_status 1
+    assert_stderr_line "socket_info: socket: Too many open files"
+    # Only the program's own calls: from its execve on, from its first socket() on.
+    sed -n '/^execve(.*socket_info"/,$p' "$T/trace" >"$T/own"
+    local fd opened=() unclosed=()
+    for fd in $(sed -n 's/^socket(.*) = \([0-9]*\)$/\1/p' "$T/own"); do
+        opened+=("$fd")
+        sed -n "/^socket(.*) = $fd\$/,\$p" "$T/own" | grep -q "^close($fd) *= 0" || unclosed+=("$fd")
+    done
+    ((${#opened[@]} == 2)) ||
+        fail "$(printf 'with ulimit -n 5 the first two socket() calls should succeed (fds 3 and 4) and the third fail;\nstrace saw %s that succeeded:\n%s' "${#opened[@]}" "$(indent "$(sockets_and_closes "$T/own")")")"
+    ((${#unclosed[@]} == 0)) ||
+        fail "$(printf 'the third socket() failed (EMFILE) and the program exited with fd %s still open.\nOn an error, close what you already opened before you return: the same code path as\nsuccess, not an early exit() (in a server that keeps running, each such exit path is a leak).\nstrace saw, from your first socket() on:\n%s' \
+            "${unclosed[*]}" "$(indent "$(sockets_and_closes "$T/own")")")"
+}
+
+@test "with exactly enough descriptors for three sockets (ulimit -n 6), all three are made" {
+    local path
+    path=$(prog socket_info)
+    # fds 0, 1, 2 and three sockets: 6. The limit, not one more.
+    run_limited 5 bash -c 'for fd in {3..19}; do eval "exec $fd>&-"; done; ulimit -n 6 && exec "$0"' "$path"
+    [[ $status == 0 ]] ||
+        fail "$(printf 'with ulimit -n 6 there is room for fds 3, 4 and 5, the three sockets: expected exit status 0, got %s.\nDo you open a descriptor more than the three sockets, or one socket twice?\nstdout:\n%s\nstderr:\n%s' \
+            "$status" "$(indent "$output")" "$(indent "$stderr")")"
+    assert_equal "$output" $'TCP/IPv4 fd=3\nTCP/IPv6 fd=4\nUDP/IPv4 fd=5'
 }
 
 @test "with too few file descriptors, says 'socket: Too many open files' and exits 1" {
@@ -71,6 +122,9 @@ trace_socket_info() {
     # Close every inherited descriptor above 2, then allow only 4: the
     # first socket gets fd 3, the second cannot get one (EMFILE).
     run_limited 5 bash -c 'for fd in {3..19}; do eval "exec $fd>&-"; done; ulimit -n 4 && exec "$0"' "$path"
+    if [[ $status == 255 ]]; then
+        fail "$(printf 'expected exit status 1, got 255: did main() return -1? An exit status is one byte,\nso -1 becomes 255. Return 1 (or EXIT_FAILURE) on a runtime error.\nstderr:\n%s' "$(indent "$stderr")")"
+    fi
     assert_status 1
     assert_stderr_line "socket_info: socket: Too many open files"
 }

@@ -13,14 +13,31 @@ expect_connected_to() {
     local ip=$1
     assert_status 0
     local re="^connected to ${ip//./\\.} port $PEER_PORT from ${ip//./\\.} port ([0-9]+)\$"
-    [[ $output =~ $re ]] ||
-        fail "$(printf 'expected stdout to be one line:\n    connected to %s port %s from %s port <the port the kernel gave you>\ngot:\n%s' \
-            "$ip" "$PEER_PORT" "$ip" "$(indent "$output")")"
+    [[ $output =~ $re ]] || explain_wrong_ends "$ip"
     local lport=${BASH_REMATCH[1]}
     assert_equal "$stderr" ""
     await_line peer '^accepted from '
     [[ $AWAITED_LINE == "accepted from $ip port $lport" ]] ||
         fail "$(printf 'you printed\n    %s\nbut the peer says\n    %s\nboth ends must be what getpeername() and getsockname() say.' "$output" "$AWAITED_LINE")"
+}
+
+# explain_wrong_ends IP: fails, saying what is wrong with the line printed
+# (see expect_connected_to): a port in network byte order, the two ends
+# swapped, or anything else.
+explain_wrong_ends() {
+    local ip=$1 why=""
+    local any="^connected to ([^ ]+) port ([0-9]+) from ([^ ]+) port ([0-9]+)\$"
+    if [[ $output =~ $any ]]; then
+        local to_port=${BASH_REMATCH[2]} from_port=${BASH_REMATCH[4]}
+        local swapped=$(((PEER_PORT >> 8 | PEER_PORT << 8) & 0xffff))
+        if [[ $to_port == "$swapped" && $PEER_PORT != "$swapped" ]]; then
+            why=$(printf '\nThe peer listens on port %s; you printed %s, the same two bytes the other way round:\nsin_port is in network byte order (big-endian). Convert it with ntohs() before printing.' "$PEER_PORT" "$to_port")
+        elif [[ $from_port == "$PEER_PORT" ]]; then
+            why=$'\nThe peer'"'"$'s port is printed as the local one: getpeername() gives the other end (the\nserver), getsockname() your own end. "connected to" is the peer, "from" is you.'
+        fi
+    fi
+    fail "$(printf 'expected stdout to be one line:\n    connected to %s port %s from %s port <the port the kernel gave you>\ngot:\n%s%s' \
+        "$ip" "$PEER_PORT" "$ip" "$(indent "$output")" "$why")"
 }
 
 @test "connects to 127.0.0.1 and prints both ends as the peer saw them" {
@@ -42,6 +59,9 @@ expect_connected_to() {
         skip "this machine has no IPv6 loopback (::1)"
     start_peer -b ::1
     run_prog tcp_connect ::1 "$PEER_PORT"
+    [[ $status == 0 ]] ||
+        fail "$(printf 'the peer listens on ::1 (IPv6) port %s: expected "connected to ::1 port %s from ::1 port ...",\ngot exit status %s.\nstderr:\n%s\nAsk getaddrinfo() for any family (hints.ai_family = AF_UNSPEC, not AF_INET), make the socket\nwith the family of the address it returned, and print addresses with inet_ntop() for\nAF_INET6 as well as AF_INET (a sockaddr_storage holds either).' \
+            "$PEER_PORT" "$PEER_PORT" "$status" "$(indent "$stderr")")"
     expect_connected_to ::1
 }
 
@@ -55,6 +75,49 @@ expect_connected_to() {
         fail "$(printf 'multi.test has two addresses, 127.0.0.2 (refuses) then 127.0.0.1 (the peer listens there).\nExpected a connection to the second after the first refused; got exit status %s.\nstdout:\n%s\nstderr:\n%s\n(Loop over the whole list getaddrinfo() returns, ai_next after ai_next, with a new socket for each try.)' \
             "$status" "$(indent "$output")" "$(indent "$stderr")")"
     expect_connected_to 127.0.0.1
+}
+
+@test "tries the next address with a new socket of its own family: ::1 refuses, then 127.0.0.1" {
+    [[ -e /proc/net/if_inet6 || ! -d /proc/net ]] || skip "IPv6 is turned off on this machine"
+    start_peer
+    # Nothing may listen on [::1]:PORT: we hold it bound ourselves.
+    hold_port_on ::1 "$PEER_PORT"
+    fake_hosts "::1 mixed.test" "127.0.0.1 mixed.test"
+    run_prog_fake_hosts tcp_connect mixed.test "$PEER_PORT"
+    [[ $status == 0 ]] ||
+        fail "$(printf 'mixed.test has two addresses: ::1 (IPv6, refuses) and then 127.0.0.1 (IPv4, the peer listens there).\nExpected a connection to the second; got exit status %s.\nstdout:\n%s\nstderr:\n%s\nA socket is made for one family: an AF_INET6 socket cannot connect to an IPv4 address, and\na socket whose connect() failed is not to be used again. For each address, make a new\nsocket(ai->ai_family, ai->ai_socktype, ai->ai_protocol), and close it if connect() fails.' \
+            "$status" "$(indent "$output")" "$(indent "$stderr")")"
+    expect_connected_to 127.0.0.1
+}
+
+@test "closes the socket of every address that refused" {
+    start_peer
+    fake_hosts "127.0.0.2 three.test" "127.0.0.3 three.test" "127.0.0.1 three.test"
+    run_traced_fake_hosts "$T/trace" socket,connect,close tcp_connect three.test "$PEER_PORT"
+    assert_status 0
+    # The sockets of the program (nss_wrapper's files are not sockets).
+    local fd made=() unclosed=()
+    for fd in $(sed -n 's/^socket(AF_INET6\{0,1\}, SOCK_STREAM.*) = \([0-9]*\)$/\1/p' "$T/trace"); do
+        made+=("$fd")
+    done
+    # Each socket() is closed before the next socket() that returns its number.
+    local line open=" "
+    while IFS= read -r line; do
+        if [[ $line =~ ^socket\(AF_INET6?,\ SOCK_STREAM.*\)\ =\ ([0-9]+)$ ]]; then
+            open+="${BASH_REMATCH[1]} "
+        elif [[ $line =~ ^close\(([0-9]+)\)\ +=\ 0$ ]]; then
+            open=${open/ ${BASH_REMATCH[1]} / }
+        fi
+    done <"$T/trace"
+    read -r -a unclosed <<<"$open"
+    local calls
+    calls=$(grep -E '^(socket\(AF_INET|connect\(|close\()' "$T/trace" | sed -n '/^socket(/,$p')
+    ((${#made[@]} == 3)) ||
+        fail "$(printf 'three.test has three addresses: 127.0.0.2 and 127.0.0.3 refuse, 127.0.0.1 accepts.\nExpected three socket() calls, one for each address tried; strace saw %s:\n%s\n(A socket whose connect() failed is not to be reused: make a new one for the next address.)' \
+            "${#made[@]}" "$(indent "$calls")")"
+    ((${#unclosed[@]} == 0)) ||
+        fail "$(printf 'these sockets were never closed: fd %s.\nEach address that refuses leaves you a socket that is good for nothing: close() it before\nyou try the next address, or a name with many addresses leaks one descriptor per refusal.\nstrace saw, from the first socket() on:\n%s' \
+            "${unclosed[*]}" "$(indent "$calls")")"
 }
 
 @test "when every address refuses, says so in one line and exits 1" {

@@ -4,6 +4,7 @@
 
 load support/helpers
 load support/client
+load support/shortio
 
 # expect_all_sent FILE: tcp_send exited 0 saying "sent N bytes" (N the
 # size of FILE), and the peer received exactly FILE, then end of file.
@@ -11,6 +12,13 @@ expect_all_sent() {
     local want=$1 size
     size=$(wc -c <"$want" | tr -d ' ')
     assert_status 0
+    local said=""
+    [[ $stderr =~ ^sent\ ([0-9]+)\ bytes$ ]] && said=${BASH_REMATCH[1]}
+    if [[ -n $said && $said != "$size" ]] && peer_done; then
+        # What went missing on the way comes first; then what was counted.
+        [[ $said == "$PEER_RECEIVED" ]] && expect_peer_got "$want"
+        fail "$(printf 'stdin held %s bytes and the peer received %s, but tcp_send said "%s".\nCount what was sent: add the n each read() returned (and send_all() sent), not the size\nof your buffer or of one chunk.' "$size" "$PEER_RECEIVED" "$stderr")"
+    fi
     assert_stderr_line "sent $size bytes"
     assert_equal "$output" ""
     expect_peer_got "$want"
@@ -23,10 +31,27 @@ expect_peer_got() {
     peer_done
     if [[ $PEER_RECEIVED != "$size" || $PEER_HOW != eof ]]; then
         local why=""
-        ((PEER_RECEIVED < size)) && why=$'\n(Bytes went missing. send() returns how many bytes it took, which can be fewer than you gave it: send the rest too.)'
+        local nuls_in nuls_got
+        nuls_in=$(tr -cd '\000' <"$want" | wc -c | tr -d ' ')
+        nuls_got=$(tr -cd '\000' <"$T/got" | wc -c | tr -d ' ')
+        local prefix=0
+        head -c "$PEER_RECEIVED" "$want" | cmp -s - "$T/got" && prefix=1
+        if ((PEER_RECEIVED < size && nuls_in > 0 && nuls_got == 0 && !prefix)); then
+            why=$(printf '\n(Your stdin holds %s NUL bytes; the peer received none of them. fgets(), strlen(),\nprintf("%%s") and fputs() treat NUL as the end of a C string, and stdin here is binary.\nread() it, and send exactly the n bytes read() returned.)' "$nuls_in")
+        elif ((PEER_RECEIVED < size)) && tr -d '\000' <"$want" | cmp -s - "$T/got"; then
+            why=$'\n(The peer got your stdin without its NUL bytes. fgets(), strlen(), printf("%s") and\nfputs() treat NUL as the end of a C string; stdin here is binary. read() it, and send\nexactly the n bytes read() returned.)'
+        elif ((PEER_RECEIVED < size)) && grep -q -m1 -a $'\x00' "$want" 2>/dev/null && head -c "$PEER_RECEIVED" "$want" | cmp -s - "$T/got" &&
+            [[ $(tail -c +"$((PEER_RECEIVED + 1))" "$want" | head -c 1 | od -An -tx1 | tr -d ' ') == 00 ]]; then
+            why=$'\n(The peer got your stdin up to, not including, a NUL byte. strlen(), fgets() and\nprintf("%s") stop at NUL; stdin here is binary: send exactly the n bytes read() returned.)'
+        elif ((PEER_RECEIVED < size)); then
+            why=$'\n(Bytes went missing. send() returns how many bytes it took, which can be fewer than you gave it: send the rest too.)'
+        fi
         fail "$(printf 'expected the peer to receive %s bytes, then end of file (your close).\nthe peer says: %s%s' "$size" "$AWAITED_LINE" "$why")"
     fi
-    assert_same_bytes "$want" "$T/got" "the bytes the peer received and your stdin"
+    if ! cmp -s "$want" "$T/got"; then
+        fail "$(printf 'the peer received %s bytes, as many as your stdin holds, but not the same bytes:\n%s\nAfter a short send() (it took n of the len bytes you offered), the next send() must\nstart at buf + n with len - n bytes, not at buf again.' \
+            "$size" "$(cmp "$want" "$T/got" 2>&1 | head -1 | sed "s|$T|\$T|g")")"
+    fi
 }
 
 @test "sends 10 MB of random binary byte for byte and says 'sent 10485760 bytes'" {
@@ -50,13 +75,30 @@ expect_peer_got() {
     path=$(prog tcp_send)
     # 20 pieces of 1000 bytes, 10 ms apart: each read() of the pipe gets
     # one piece, far less than asked for. Only a read() of 0 is the end.
-    run_limited 10 bash -c 'python3 -c "
+    # A long limit: python3 alone can take seconds to start on a busy machine.
+    run_limited 20 bash -c 'python3 -c "
 import sys, time
 data = open(sys.argv[1], \"rb\").read()
 for i in range(0, len(data), 1000):
     sys.stdout.buffer.write(data[i:i + 1000])
     sys.stdout.buffer.flush()
-    time.sleep(0.01)" "$1" | "$0" 127.0.0.1 "$2"' "$path" "$T/in" "$PEER_PORT"
+    time.sleep(0.01)" "$1" 2>/dev/null | "$0" 127.0.0.1 "$2"' "$path" "$T/in" "$PEER_PORT"
+    if [[ $status == 0 ]]; then
+        peer_done
+        if ((PEER_RECEIVED < 20000)) && [[ $stderr == "sent $PEER_RECEIVED bytes"* ]]; then
+            fail "$(printf 'stdin came through a pipe in 20 pieces of 1000 bytes; tcp_send sent %s and said "%s".\nA read() that returns fewer bytes than you asked for is not the end of stdin: a pipe\nhands over what is there now. Only a read() of 0 is the end: keep reading until then.' "$PEER_RECEIVED" "$stderr")"
+        fi
+    fi
+    expect_all_sent "$T/in"
+}
+
+@test "every byte arrives in order when each send() takes at most 7 bytes" {
+    make_random "$T/in" 65536
+    start_peer -- -r "$T/got"
+    # From here on, each send() or write() of tcp_send to its socket takes
+    # 1 to 7 bytes, as a kernel may: only a full-send loop gets it all there.
+    short_io tcp_send 7
+    run_prog_stdin "$T/in" tcp_send 127.0.0.1 "$PEER_PORT"
     expect_all_sent "$T/in"
 }
 
@@ -88,6 +130,9 @@ for i in range(0, len(data), 1000):
 # expect_peer_gone_error: tcp_send exited 1 with one line saying the
 # peer is gone, and the peer closed after 1024 bytes as told.
 expect_peer_gone_error() {
+    if [[ $status == 0 ]]; then
+        fail "$(printf 'the peer closed the connection after 1024 bytes, so it did not get all of stdin,\nyet tcp_send exited 0 (stderr: %s).\nWhen send() fails (-1, errno EPIPE or ECONNRESET) the data did not arrive: a failed\nsend() is a failure. Say so on stderr and exit 1.' "${stderr:-nothing}")"
+    fi
     assert_status 1
     assert_stderr_matches '^tcp_send: .+: (Broken pipe|Connection reset by peer)$' \
         'send() fails with EPIPE or ECONNRESET once the peer is gone: say so and stop'
@@ -100,7 +145,14 @@ expect_peer_gone_error() {
     start_peer -- -c 1024
     # stdin never ends: tcp_send is still sending when the peer closes,
     # with bytes it never read, so its kernel answers with a reset.
-    run_prog_stdin /dev/zero tcp_send 127.0.0.1 "$PEER_PORT"
+    local path
+    path=$(prog tcp_send)
+    printf '$ %s 127.0.0.1 %s < /dev/zero\n' "${path#"$REPO_ROOT"/}" "$PEER_PORT" >>"$T/transcript"
+    run --separate-stderr "$TIMEOUT_CMD" -k 1 "$RUN_TIMEOUT" "${WITH_DEFAULT_SIGPIPE[@]}" "$path" 127.0.0.1 "$PEER_PORT" </dev/zero
+    if [[ $status == 124 || $status == 137 ]]; then
+        fail "$(printf 'the peer closed after 1024 bytes, and tcp_send was still running %s s later.\nFrom then on every send() fails: it returns -1 (errno EPIPE or ECONNRESET). Check for -1\nbefore using n as a count (len -= -1 only makes len larger), and stop on the error.\nstderr so far:\n%s' "$RUN_TIMEOUT" "$(indent "$stderr")")"
+    fi
+    explain_abnormal_exit tcp_send "$RUN_TIMEOUT"
     expect_peer_gone_error
 }
 

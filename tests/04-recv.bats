@@ -5,6 +5,7 @@
 load support/helpers
 load support/client
 load support/stream
+load support/shortio
 
 # recv_from_peer FILE PEER_OPTIONS...: a peer sends FILE with the given
 # options; tcp_recv receives it into $T/got.
@@ -22,6 +23,9 @@ assert_received() {
     n=$(wc -c <"$want" | tr -d ' ')
     assert_status 0
     assert_same_stream "$want" "$T/got" "what the server sent and what tcp_recv printed"
+    if [[ $stderr =~ ^received\ ([0-9]+)\ bytes$ && ${BASH_REMATCH[1]} != "$n" ]]; then
+        fail "$(printf 'stdout has all %s bytes the server sent, but tcp_recv said "%s".\nCount the n each recv() returned, not the size of your buffer.' "$n" "$stderr")"
+    fi
     assert_stderr_line "received $n bytes"
 }
 
@@ -61,6 +65,34 @@ assert_received() {
     assert_status 1
     [[ $'\n'$stderr$'\n' =~ $'\n'tcp_recv:\ [a-z]+:\ Connection\ reset\ by\ peer$'\n' ]] ||
         fail "$(printf 'expected a line on stderr like\n    tcp_recv: recv: Connection reset by peer\ngot:\n%s' "$(indent "$stderr")")"
+}
+
+@test "writes every byte to stdout even when each write() takes at most 7 bytes" {
+    make_random "$T/want" 30000
+    start_peer -- -s "$T/want"
+    local server_port=$PEER_PORT
+    # stdout is a TCP connection to a second peer that records it.
+    start_peer sink -- -r "$T/got"
+    local sink_port=$PEER_PORT
+    short_io tcp_recv 7
+    run_to_socket "$sink_port" tcp_recv 127.0.0.1 "$server_port"
+    assert_status 0
+    peer_done sink
+    local n
+    n=$(wc -c <"$T/got" | tr -d ' ')
+    if ((n < 30000)); then
+        fail "$(printf 'the server sent 30000 bytes; stdout (a socket here, where write() may take only part of\nwhat it is given) got %s.\nwrite() returns how many bytes it took: loop until all n bytes of each recv() are\nwritten, as send_all() does for a socket (a pipe or a socket as stdout does this too).' "$n")"
+    fi
+    assert_same_stream "$T/want" "$T/got" "what the server sent and what tcp_recv wrote"
+}
+
+@test "stdout closed by its reader: one error line and exit 1, not death by SIGPIPE" {
+    # 1 MB: far more than a pipe holds, so write() must meet the closed pipe.
+    make_random "$T/want" 1048576
+    start_peer -- -s "$T/want"
+    run_closed_stdout tcp_recv 127.0.0.1 "$PEER_PORT"
+    assert_status 1
+    assert_stderr_line "tcp_recv: stdout: Broken pipe"
 }
 
 @test "a refused connection is one error line and exit 1" {

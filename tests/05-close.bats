@@ -123,6 +123,29 @@ assert_whole_reply() {
     assert_whole_reply "$T/reply"
 }
 
+@test "a reply cut off by a reset is an error, not the whole reply: 'recv: Connection reset by peer', exit 1" {
+    printf 'The first half of a reply; the server aborts before the rest' >"$T/reply"
+    # The server answers after the client's EOF, then resets (RST), no FIN.
+    start_hello_server "$T/reply" -X
+    run_to_file "$T/got" hello_client 127.0.0.1 "$PEER_PORT"
+    if [[ $status == 0 ]]; then
+        fail "$(printf 'the server sent %s bytes and then aborted the connection (RST instead of FIN), but\nhello_client exited 0 as if that were the whole reply (stdout got %s bytes).\nrecv() returning -1 with errno ECONNRESET means the reply was cut off: say so and exit 1.\nOnly recv() returning 0 (the FIN) means the reply is complete.\nstderr:\n%s' \
+            "$(wc -c <"$T/reply" | tr -d ' ')" "$(wc -c <"$T/got" | tr -d ' ')" "$(indent "$stderr")")"
+    fi
+    assert_status 1
+    [[ $'\n'$stderr$'\n' =~ $'\n'hello_client:\ [a-z]+:\ Connection\ reset\ by\ peer$'\n' ]] ||
+        fail "$(printf 'expected a line on stderr like\n    hello_client: recv: Connection reset by peer\ngot:\n%s' "$(indent "$stderr")")"
+}
+
+@test "stdout closed by its reader: one error line and exit 1, not death by SIGPIPE" {
+    # 1 MB: far more than a pipe holds, so write() must meet the closed pipe.
+    make_random "$T/reply" 1048576
+    start_hello_server "$T/reply"
+    run_closed_stdout hello_client 127.0.0.1 "$PEER_PORT"
+    assert_status 1
+    assert_stderr_line "hello_client: stdout: Broken pipe"
+}
+
 @test "half-closes with shutdown(SHUT_WR), then closes the socket once the reply is in" {
     command -v strace >/dev/null || skip "needs strace (Linux; make deps installs it)"
     printf 'Goodbye.' >"$T/reply"

@@ -20,7 +20,8 @@ s.bind(("127.0.0.1", 0))
 print("bound to 127.0.0.1:%d" % s.getsockname()[1], flush=True)
 while True:
     time.sleep(3600)'
-    await_line holder '^bound to 127\.0\.0\.1:[0-9]+$' || return 1
+    # python3 can take seconds to start on a loaded machine: a long limit.
+    await_line holder '^bound to 127\.0\.0\.1:[0-9]+$' 15 || return 1
     REFUSED_PORT=${AWAITED_LINE##*:}
 }
 
@@ -119,3 +120,34 @@ else
 signal.signal(signal.SIGPIPE, signal.SIG_DFL)
 os.execv(sys.argv[1], sys.argv[1:])')
 fi
+
+# hold_port_on ADDR PORT: keeps ADDR:PORT bound, without listening, for the
+# rest of the test, so that a connection there is refused even if another
+# program would like to listen there. Fails if ADDR:PORT is already taken.
+hold_port_on() {
+    spawn holder_on python3 -c '
+import socket, sys, time
+s = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET, socket.SOCK_STREAM)
+try:
+    s.bind((sys.argv[1], int(sys.argv[2])))
+except OSError as e:
+    print("cannot bind: %s" % e, flush=True)
+    sys.exit(1)
+print("bound", flush=True)
+while True:
+    time.sleep(3600)' "$1" "$2"
+    await_line holder_on '^bound$' 15 || return 1
+}
+
+# run_traced_fake_hosts TRACE SYSCALLS NAME ARGS...: runs the lesson program
+# NAME under strace (-e trace=SYSCALLS, written to TRACE) with the names of
+# fake_hosts. Sets $status, $output, $stderr like run_prog. Linux only.
+run_traced_fake_hosts() {
+    command -v strace >/dev/null || skip "needs strace (Linux; make deps installs it)"
+    local trace=$1 calls=$2 name=$3 path
+    path=$(prog "$name") || return 1
+    shift 3
+    # LeakSanitizer cannot run under ptrace: switch it off for this run.
+    run_limited 10 strace -o "$trace" -e trace="$calls" env "${FAKE_HOSTS_ENV[@]}" \
+        "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0:detect_leaks=0" "$path" "$@"
+}

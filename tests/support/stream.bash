@@ -77,3 +77,47 @@ skip_without_ipv6() {
         skip "IPv6 is turned off on this machine"
     fi
 }
+
+# run_closed_stdout NAME ARGS...: runs the lesson program NAME with its
+# stdout a pipe whose reader has gone (it exits at once without reading),
+# and SIGPIPE at its default action, as in `NAME ... | head -c 0`. Once the
+# pipe's 64 KiB buffer is full, or the reader is gone, write() raises
+# SIGPIPE: a program that ignores it gets EPIPE instead. Feed it more than
+# 64 KiB. Sets $status and $stderr; a hang or a crash fails the test, and
+# death by SIGPIPE fails it with an explanation.
+run_closed_stdout() {
+    local name=$1 path
+    path=$(prog "$name") || return 1
+    shift
+    local cmd=("$path" "$@")
+    [[ -n ${FAKE_HOSTS_ENV+set} ]] && cmd=(env "${FAKE_HOSTS_ENV[@]}" "${cmd[@]}")
+    log_cmd "${cmd[@]}"
+    printf '%s | head -c 0\n' "$(tail -n 1 "$T/transcript")" >"$T/transcript.last"
+    { sed '$d' "$T/transcript"; cat "$T/transcript.last"; } >"$T/transcript.new" && mv "$T/transcript.new" "$T/transcript"
+    run --separate-stderr "$TIMEOUT_CMD" -k 1 "$RUN_TIMEOUT" bash -c 'exec "$@" > >(exec true)' _ \
+        "${WITH_DEFAULT_SIGPIPE[@]}" "${cmd[@]}"
+    output=""
+    if [[ $status == 141 ]]; then
+        fail "$(printf '%s was killed by SIGPIPE (exit status 141), without a word.\nIts stdout was a pipe whose reader had quit (as in "%s ... | head -c 0"): write() to it raises\nSIGPIPE, and the default action of SIGPIPE is to end the process. Ignore it once at the\nstart, signal(SIGPIPE, SIG_IGN), and write() fails with EPIPE instead: report that as\n"%s: stdout: Broken pipe" and exit 1. (A socket whose peer has gone does the same to send().)' \
+            "$name" "$name" "$name")"
+        return 1
+    fi
+    explain_abnormal_exit "$name" "$RUN_TIMEOUT"
+}
+
+# run_to_socket SINK_PORT NAME ARGS...: runs the lesson program NAME with
+# its stdout a TCP connection to 127.0.0.1:SINK_PORT (a peer that records
+# what arrives), not a file: together with short_io (support/shortio),
+# write() to stdout then takes only a few bytes at a time. Sets $status
+# and $stderr, like run_to_file.
+run_to_socket() {
+    local sink=$1 name=$2 path
+    path=$(prog "$name") || return 1
+    shift 2
+    log_cmd "$path" "$@"
+    printf '%s >/dev/tcp/127.0.0.1/%s\n' "$(tail -n 1 "$T/transcript")" "$sink" >"$T/transcript.last"
+    { sed '$d' "$T/transcript"; cat "$T/transcript.last"; } >"$T/transcript.new" && mv "$T/transcript.new" "$T/transcript"
+    run --separate-stderr "$TIMEOUT_CMD" -k 1 "$RUN_TIMEOUT" bash -c 'exec "$@" >/dev/tcp/127.0.0.1/"$0"' "$sink" "$path" "$@"
+    output=""
+    explain_abnormal_exit "$name" "$RUN_TIMEOUT"
+}
