@@ -246,6 +246,16 @@ CHUNKED_BODY="Hello, world!0123456789abcdefghijklmnopqrstuvwxyz"
     assert_stdout_is "redirecting"
 }
 
+@test "-L refuses a Location with a NUL in it (exit 8), and follows nothing" {
+    # "/o\0k" read as a C string is "/o": a different URL than the server sent.
+    canned resp 'HTTP/1.1 302 Found\r\nLocation: /o\0k\r\nContent-Length: 0\r\n\r\n'
+    serve_response "$T/resp"
+    run_prog http_fetch -L "http://127.0.0.1:$PEER_PORT/"
+    [[ $status == 8 ]] ||
+        fail "$(printf 'the redirect said "Location: /o<NUL>k". A NUL byte never belongs in a header; read as a C string the value\nis "/o", another URL than the one sent. expected exit 8 (weird server reply), got exit %s; stderr:\n%s' \
+            "$status" "$(indent "$stderr")")"
+}
+
 @test "-L after a POST: 303 asks with GET and no body, 307 repeats the POST and its body" {
     start_keepalive
     run_prog http_fetch -L -d 'a=1&b=2' "$KA_URL/redirect/303?to=/method" "$KA_URL/redirect/307?to=/method"
