@@ -25,6 +25,9 @@ setup_file() {
     printf '%s\n' "$SECRET" >"$BATS_FILE_TMPDIR/outside/secret.txt"
     ln -s ../secret.txt "$SITE/link-secret.txt"
     ln -s ../outside "$SITE/link-outside"
+    # 5 GiB, sparse (no disk used): only ever asked for with HEAD. Its
+    # size does not fit in 32 bits.
+    truncate -s 5G "$SITE/huge.bin"
 }
 
 # serve_dir DIR [ARGS...]: static_server -p 0 -d DIR ARGS in the
@@ -107,7 +110,7 @@ media_types() {
 @test "every file in the tree downloads byte-identical: binary, spaces, non-ASCII, '<b>x</b>.txt'" {
     serve
     local files=() urls=() args=() f i=0
-    while IFS= read -r f; do [[ $f == big.bin ]] || files+=("$f"); done < <(site_files "$SITE")
+    while IFS= read -r f; do [[ $f == big.bin || $f == huge.bin ]] || files+=("$f"); done < <(site_files "$SITE")
     while IFS= read -r f; do urls+=("$f"); done < <(url_of "${files[@]}")
     for i in "${!files[@]}"; do args+=(-o "$T/file.$i" "$BASE/${urls[i]}"); done
     quick_run 20 curl -sS -m 15 -w '%{http_code}\n' "${args[@]}"
@@ -156,6 +159,13 @@ media_types() {
     [[ $(resp_header Content-Type) == text/plain* ]] ||
         fail "HEAD /hello.txt: expected Content-Type: text/plain, got '$(resp_header Content-Type)'"
     resp_header Last-Modified >/dev/null || fail "HEAD /hello.txt: no Last-Modified header"
+
+    # A file of 5 GiB (sparse): its size needs more than 32 bits.
+    write_request huge 'HEAD /huge.bin HTTP/1.1\r\nHost: x\r\n\r\n'
+    raw_request "$PORT" huge
+    assert_answer 0 200 "HEAD /huge.bin" huge
+    [[ $(resp_header Content-Length) == 5368709120 ]] ||
+        fail "HEAD /huge.bin, a file of 5 GiB: expected Content-Length: 5368709120, got '$(resp_header Content-Length)' (a file size is an off_t: an int holds only 2 GiB)"
 
     fetch /listing/
     expect_code 200 "GET /listing/"
@@ -305,6 +315,27 @@ media_types() {
     [[ -z $i ]] || assert_same_bytes "$SITE/binary.bin" "$T/copy.$((i + 1))" "download $((i + 1)) of 50"
 }
 
+@test "does not leak a descriptor per request: 40 requests of every kind, and the count of open fds stays put" {
+    [[ -d /proc/self/fd ]] || skip "needs /proc to count the server's descriptors"
+    serve
+    fetch /hello.txt
+    local before after paths=() i
+    before=$(ls "/proc/$SERVER_PID/fd" | wc -l)
+    for i in 1 2 3 4 5; do
+        paths+=(/hello.txt /site/ /listing/ /sub/deep/file.txt /nope.txt /site /special/fifo /%zz)
+    done
+    fetch_all "${paths[@]}"
+    # The last connections may still be closing: give them a moment.
+    for i in 1 2 3 4 5 6 7 8 9 10; do
+        after=$(ls "/proc/$SERVER_PID/fd" | wc -l)
+        ((after <= before + 2)) && break
+        sleep 0.1
+    done
+    ((after <= before + 2)) ||
+        fail "$(printf 'the server had %s descriptors open before 40 requests (files, directories, listings, 404s, 301s) and %s after:\nsome path does not close the file or directory it opened. Every open() needs its close(), on the error paths too.\nnow open:\n%s' \
+            "$before" "$after" "$(indent "$(ls -l "/proc/$SERVER_PID/fd" | awk 'NR > 1 { print $NF }' | sort | uniq -c | sort -rn | head -8)")")"
+}
+
 @test "a client that sends nothing holds up nobody else" {
     serve
     spawn silent "$PEER" -t 8000 -C 127.0.0.1 "$PORT"
@@ -404,12 +435,25 @@ media_types() {
         "$k7" "$k7" "$k7" "$k7" "$k7"
     write_request lim.3 'GET /hello.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 2097152\r\n\r\n'
     write_request lim.4 'GET /hello.txt HTTP/1.1\r\nHost: x\r\nCookie: %s\r\n\r\n' "$k6"
-    raw_requests "$PORT" lim.0 lim.1 lim.2 lim.3 lim.4
+    # Exactly at the limits, and one byte over: a request line of 8192
+    # bytes (CR LF not counted) and a header line of 8192.
+    local at over
+    at=$(head -c 8178 /dev/zero | tr '\0' b)
+    write_request lim.5 'GET /%s HTTP/1.1\r\nHost: x\r\n\r\n' "$at"
+    write_request lim.6 'GET /%sb HTTP/1.1\r\nHost: x\r\n\r\n' "$at"
+    at=$(head -c 8185 /dev/zero | tr '\0' b)
+    write_request lim.7 'GET /hello.txt HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\n\r\n' "$at"
+    write_request lim.8 'GET /hello.txt HTTP/1.1\r\nHost: x\r\nX-Big: %sb\r\n\r\n' "$at"
+    raw_requests "$PORT" lim.0 lim.1 lim.2 lim.3 lim.4 lim.5 lim.6 lim.7 lim.8
     assert_answer 0 414 "a 9000-byte target" lim.0
     assert_answer 1 431 "a 9000-byte header line" lim.1
     assert_answer 2 431 "five 7000-byte header lines (35 KB in all)" lim.2
     assert_answer 3 413 "Content-Length: 2097152" lim.3
     assert_answer 4 200 "a 6000-byte header line (within the limits)" lim.4
+    assert_answer 5 404 "a request line of exactly 8192 bytes, CR LF not counted (at the limit: allowed; the file does not exist)" lim.5
+    assert_answer 6 414 "a request line of 8193 bytes (one over the limit)" lim.6
+    assert_answer 7 200 "a header line of exactly 8192 bytes, CR LF not counted (at the limit: allowed)" lim.7
+    assert_answer 8 431 "a header line of 8193 bytes (one over the limit)" lim.8
 }
 
 @test "400, 501 or 505 for each malformed request the HTTP rules list" {
