@@ -6,6 +6,7 @@
 
 load support/helpers
 load support/static
+load support/http
 load support/hostile
 
 # One tree for the whole file (the 50 MB file is made once): $SITE, with
@@ -481,6 +482,17 @@ media_types() {
         '505|HTTP/2.0|GET /hello.txt HTTP/2.0\r\nHost: x\r\n\r\n'
         '505|HTTP/1.2|GET /hello.txt HTTP/1.2\r\nHost: x\r\n\r\n'
         '505|HTTP/0.9|GET /hello.txt HTTP/0.9\r\nHost: x\r\n\r\n'
+        '400|a control byte (\\x05) in a field value|GET /hello.txt HTTP/1.1\r\nHost: x\r\nX-A: a\005b\r\n\r\n'
+        '400|an invalid Host, "a b" (RFC 9112 3.2)|GET /hello.txt HTTP/1.1\r\nHost: a b\r\n\r\n'
+        '400|an invalid Host, "x, y"|GET /hello.txt HTTP/1.1\r\nHost: x, y\r\n\r\n'
+        '400|an invalid Host, "a/b"|GET /hello.txt HTTP/1.1\r\nHost: a/b\r\n\r\n'
+        '400|an invalid Host, ".."|GET /hello.txt HTTP/1.1\r\nHost: ..\r\n\r\n'
+        '400|an invalid Host, "::: x"|GET /hello.txt HTTP/1.1\r\nHost: ::: x\r\n\r\n'
+        '400|an absolute-form target with userinfo (RFC 9110 4.2.4)|GET http://u:p@x/hello.txt HTTP/1.1\r\nHost: x\r\n\r\n'
+        '400|an absolute-form target with quotes and < in its host|GET http://a"b<c/hello.txt HTTP/1.1\r\nHost: x\r\n\r\n'
+        '400|an absolute-form target with a fragment|GET http://x#f HTTP/1.1\r\nHost: x\r\n\r\n'
+        '400|an absolute-form target with { in its host|GET http://x{P HTTP/1.1\r\nHost: x\r\n\r\n'
+        '400|an absolute-form target with an empty host|GET http:///hello.txt HTTP/1.1\r\nHost: x\r\n\r\n'
     )
     local names=() i rest
     for i in "${!cases[@]}"; do
@@ -495,6 +507,36 @@ media_types() {
     done
     fetch /hello.txt
     expect_code 200 "GET /hello.txt after the malformed requests"
+}
+
+@test "answers a request that can never be valid at once: 400 without waiting for the rest or for -t" {
+    # -t 8: a server that waits for the blank line (or for -t) before it
+    # answers keeps this client waiting past the 5 s the test allows.
+    serve -t 8
+    printf '\026\003\001\002\000\001\000\001\374\003\003' >"$T/tls.req"    # a TLS ClientHello's first bytes
+    printf 'GET /x\r\n' >"$T/noversion.req"                               # one line, no version
+    printf '\001\002binary\r\n' >"$T/binary.req"                          # binary garbage, one line end
+    printf 'GET /hello.txt HTTP/1.1\r\nHost: x\r\nNoColon\r\n' >"$T/badheader.req"  # a header line known bad
+    local name
+    for name in tls noversion binary badheader; do
+        # -H: the client does not close its side; it waits for the answer.
+        http_exchange "$PORT" "$T/$name.req" -H -t 6000
+        [[ $HTTP_STATUS == 400 ]] ||
+            fail "$(printf 'sent these bytes and waited, without closing:\n%s\nexpected a 400 at once (they can never become a valid request: nginx answers them as soon as the line is in),\ngot %s' \
+                "$(indent "$(cat -v "$T/$name.req")")" "$(if [[ -s $T/reply ]]; then show_response "$T/reply"; else echo "    nothing, and a close after ${PEER_HOW:-?}"; fi)")"
+    done
+}
+
+@test "an error found before the method is read still sends no body to HEAD (431 for HEAD with a 9000-byte header line)" {
+    serve
+    local k9
+    k9=$(head -c 9000 /dev/zero | tr '\0' b)
+    write_request headbig 'HEAD /hello.txt HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\n\r\n' "$k9"
+    raw_request "$PORT" headbig
+    assert_answer 0 431 "HEAD with a 9000-byte header line" headbig
+    [[ $RESP_BODY_LEN == 0 ]] ||
+        fail "$(printf 'the request was HEAD, so its 431 must have no body (a HEAD client never reads one, and on a kept connection it would be read as the next response); got %s bytes after the head:\n%s' \
+            "$RESP_BODY_LEN" "$(show_response "$T/headbig.resp")")"
 }
 
 @test "accepts bare LF line ends, empty lines before the request line, and HTTP/1.0 without Host" {
@@ -519,6 +561,26 @@ media_types() {
         fetch_all /hello.txt /listing/ /site /nope.txt /%zz
         stop_server_with "$sig" || return 1
     done
+}
+
+@test "SIGTERM does not wait for ever for a slow download: the drain is bounded by -t" {
+    serve -t 1
+    # A reader that takes 8 KiB every 50 ms: 50 MB would take 5 minutes,
+    # yet no single 64 KiB write waits as long as -t.
+    write_request big 'GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n'
+    spawn slow "$PEER" -s "$T/big.req" -H -K 8192 -w 50 -t 0 -C 127.0.0.1 "$PORT"
+    await_line slow '^connected to'
+    # The first bytes of the answer are in: the download is under way.
+    local i
+    for i in $(seq 100); do [[ -s $T/slow.out ]] && grep -q '^received\|^connected' "$T/slow.out" && break; sleep 0.02; done
+    local t0=$SECONDS
+    log_cmd kill -TERM "$SERVER_PID"
+    kill -TERM "$SERVER_PID"
+    exited_within "$SERVER_PID" 5 2>/dev/null ||
+        fail "$(printf 'after SIGTERM the server was still running 5 s later, waiting for a download that takes 5 minutes at the rate the client reads.\nA drain must be bounded (as lesson 14 does): let answers in flight finish for a while (here -t, 1 s), then cut\nthe connections that are left with shutdown(), and exit 0.')"
+    local st=0
+    wait "$SERVER_PID" 2>/dev/null || st=$?
+    ((st == 0)) || fail "after SIGTERM, with a download cut short, expected exit 0, got $st"
 }
 
 @test "-h prints usage and exits 0; no -d or an unknown option is 'usage: ...' and exit 2; a missing DIR is one line and exit 1" {
