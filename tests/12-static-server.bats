@@ -347,6 +347,14 @@ media_types() {
     expect_code 200 "GET /hello.txt while another client is silent"
 }
 
+@test "stays available beside 120 connections that never finish their request head (slowloris)" {
+    serve
+    quick_run 30 bash -c 'source "$0/tests/support/static.bash"; stalled_then_get "$1" 120 4' "$REPO_ROOT" "$PORT"
+    [[ $output == "answered in "*"HTTP/1.1 200"* ]] ||
+        fail "$(printf '120 clients each sent the start of a request head and then nothing more; a new client asking for /hello.txt beside them got:\n    %s\nexpected its 200 within 4 s. With every worker held by a client that drips its head, new clients wait in the\nlisten queue for -t (10 s) each round: when the pool is full and someone is queued, give up on heads that are slow.\n%s' \
+            "${output:-nothing}" "$stderr")"
+}
+
 @test "closes a connection that sends no request within the -t timeout" {
     serve -t 0.3
     spawn silent "$PEER" -t 8000 -C 127.0.0.1 "$PORT"

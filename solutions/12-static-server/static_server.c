@@ -64,6 +64,8 @@
 #define LINGER_MS 2000               /* to discard what a client still sends */
 #define POOL_THREADS 64              /* connections served at once; more wait */
 #define ACCEPT_BACKOFF_MS 100        /* after accept runs out of descriptors */
+#define HEAD_PATIENCE_MS 500         /* full pool, a client queued: slow heads go */
+#define QUEUE_CHECK_MS 100           /* how often a slow head looks at the queue */
 #define DRAIN_MAX_MS 10000           /* SIGTERM: longest wait for answers in flight */
 #define DRAIN_CUT_MS 2000            /* then: for the cut connections to let go */
 
@@ -77,6 +79,7 @@ struct server {
     pthread_mutex_t lock;      /* guards what follows */
     pthread_cond_t changed;    /* a worker ended */
     int running;               /* workers that have not ended */
+    int busy;                  /* workers serving a connection */
     int conn_fd[POOL_THREADS]; /* each worker's connection, -1: none; a slot a worker */
 };
 
@@ -324,14 +327,29 @@ static int scan_head(const char *buf, size_t len, struct head_scan *s)
     return 0;
 }
 
+/* Should a worker whose client is slow to send its head give it up?
+ * Yes when every worker is busy and a new client waits in the listen
+ * queue: a client that has not sent its head in HEAD_PATIENCE_MS makes
+ * room for one that may (this is what keeps "slowloris" from taking
+ * all the workers for -t seconds each). */
+static int pool_needs_room(struct server *srv)
+{
+    pthread_mutex_lock(&srv->lock);
+    int full = srv->busy >= srv->running;
+    pthread_mutex_unlock(&srv->lock);
+    struct pollfd q = {.fd = srv->listen_fd, .events = POLLIN};
+    return full && poll(&q, 1, 0) == 1;
+}
+
 /* Reads until the request head is complete, for at most timeout_ms in
  * all (not per read: a client sending one byte every few seconds must
- * not hold us forever either). Returns 0 with *s and *got filled in, an
- * HTTP status to answer with, or -1 when the client closed, failed or
- * stayed silent: then there is nobody to answer. */
-static int read_head(int fd, char *buf, size_t cap, int timeout_ms, struct head_scan *s, size_t *got)
+ * not hold us forever either), and less when the pool is full (see
+ * pool_needs_room). Returns 0 with *s and *got filled in, an HTTP status
+ * to answer with, or -1 when the client closed, failed, stayed silent
+ * or was too slow: then there is nobody to answer. */
+static int read_head(struct server *srv, int fd, char *buf, size_t cap, struct head_scan *s, size_t *got)
 {
-    long long deadline = now_ms() + timeout_ms;
+    long long start = now_ms(), deadline = start + srv->timeout_ms;
     *s = (struct head_scan){.request_line = NOT_YET};
     *got = 0;
     for (;;) {
@@ -340,14 +358,16 @@ static int read_head(int fd, char *buf, size_t cap, int timeout_ms, struct head_
             return r == 1 ? 0 : r;
         if (*got == cap)        /* only empty lines could get us here */
             return s->request_line == NOT_YET ? 400 : 431;
-        long long left = deadline - now_ms();
+        long long now = now_ms(), left = deadline - now;
         if (left <= 0)
             return -1;
+        if (now - start >= HEAD_PATIENCE_MS && pool_needs_room(srv))
+            return -1;
         struct pollfd p = {.fd = fd, .events = POLLIN};
-        int n = poll(&p, 1, (int)left);
-        if (n < 0 && errno == EINTR)
+        int n = poll(&p, 1, left < QUEUE_CHECK_MS ? (int)left : QUEUE_CHECK_MS);
+        if ((n < 0 && errno == EINTR) || n == 0)
             continue;
-        if (n <= 0)
+        if (n < 0)
             return -1;
         ssize_t k = recv(fd, buf + *got, cap - *got, 0);
         if (k < 0 && errno == EINTR)
@@ -997,7 +1017,7 @@ static size_t skip_empty_lines(const char *buf, size_t len)
 
 /* Serves one connection: one request, one response. Every failure here
  * ends this connection only; the caller closes fd. */
-static void serve_connection(const struct server *srv, int fd)
+static void serve_connection(struct server *srv, int fd)
 {
     /* A client that stops reading makes send() block: not forever. */
     struct timeval tv = {.tv_sec = srv->timeout_ms / 1000, .tv_usec = srv->timeout_ms % 1000 * 1000};
@@ -1007,7 +1027,7 @@ static void serve_connection(const struct server *srv, int fd)
     char head[REQUEST_BUF + 1];
     struct head_scan scan;
     size_t got;
-    int status = read_head(fd, head, REQUEST_BUF, srv->timeout_ms, &scan, &got);
+    int status = read_head(srv, fd, head, REQUEST_BUF, &scan, &got);
     if (status < 0)
         return;                           /* gone or silent: nobody to answer */
     struct request rq = {.method = ""};
@@ -1059,12 +1079,14 @@ static void *worker(void *arg)
         if (fd >= 0) {
             pthread_mutex_lock(&srv->lock);
             srv->conn_fd[slot] = fd;
+            srv->busy++;
             pthread_mutex_unlock(&srv->lock);
             serve_connection(srv, fd);
             /* Under the lock: main must never shut down a descriptor
              * number that has meanwhile been reused for something else. */
             pthread_mutex_lock(&srv->lock);
             srv->conn_fd[slot] = -2;
+            srv->busy--;
             close(fd);
             pthread_mutex_unlock(&srv->lock);
         } else if (errno == EMFILE || errno == ENFILE) {
