@@ -6,6 +6,7 @@
 
 load support/helpers
 load support/static
+load support/http
 load support/hostile
 
 # One tree for the whole file (the 50 MB file is made once): $SITE, with
@@ -25,6 +26,9 @@ setup_file() {
     printf '%s\n' "$SECRET" >"$BATS_FILE_TMPDIR/outside/secret.txt"
     ln -s ../secret.txt "$SITE/link-secret.txt"
     ln -s ../outside "$SITE/link-outside"
+    # 5 GiB, sparse (no disk used): only ever asked for with HEAD. Its
+    # size does not fit in 32 bits.
+    truncate -s 5G "$SITE/huge.bin"
 }
 
 # serve_dir DIR [ARGS...]: static_server -p 0 -d DIR ARGS in the
@@ -107,7 +111,7 @@ media_types() {
 @test "every file in the tree downloads byte-identical: binary, spaces, non-ASCII, '<b>x</b>.txt'" {
     serve
     local files=() urls=() args=() f i=0
-    while IFS= read -r f; do [[ $f == big.bin ]] || files+=("$f"); done < <(site_files "$SITE")
+    while IFS= read -r f; do [[ $f == big.bin || $f == huge.bin ]] || files+=("$f"); done < <(site_files "$SITE")
     while IFS= read -r f; do urls+=("$f"); done < <(url_of "${files[@]}")
     for i in "${!files[@]}"; do args+=(-o "$T/file.$i" "$BASE/${urls[i]}"); done
     quick_run 20 curl -sS -m 15 -w '%{http_code}\n' "${args[@]}"
@@ -156,6 +160,13 @@ media_types() {
     [[ $(resp_header Content-Type) == text/plain* ]] ||
         fail "HEAD /hello.txt: expected Content-Type: text/plain, got '$(resp_header Content-Type)'"
     resp_header Last-Modified >/dev/null || fail "HEAD /hello.txt: no Last-Modified header"
+
+    # A file of 5 GiB (sparse): its size needs more than 32 bits.
+    write_request huge 'HEAD /huge.bin HTTP/1.1\r\nHost: x\r\n\r\n'
+    raw_request "$PORT" huge
+    assert_answer 0 200 "HEAD /huge.bin" huge
+    [[ $(resp_header Content-Length) == 5368709120 ]] ||
+        fail "HEAD /huge.bin, a file of 5 GiB: expected Content-Length: 5368709120, got '$(resp_header Content-Length)' (a file size is an off_t: an int holds only 2 GiB)"
 
     fetch /listing/
     expect_code 200 "GET /listing/"
@@ -305,6 +316,27 @@ media_types() {
     [[ -z $i ]] || assert_same_bytes "$SITE/binary.bin" "$T/copy.$((i + 1))" "download $((i + 1)) of 50"
 }
 
+@test "does not leak a descriptor per request: 40 requests of every kind, and the count of open fds stays put" {
+    [[ -d /proc/self/fd ]] || skip "needs /proc to count the server's descriptors"
+    serve
+    fetch /hello.txt
+    local before after paths=() i
+    before=$(ls "/proc/$SERVER_PID/fd" | wc -l)
+    for i in 1 2 3 4 5; do
+        paths+=(/hello.txt /site/ /listing/ /sub/deep/file.txt /nope.txt /site /special/fifo /%zz)
+    done
+    fetch_all "${paths[@]}"
+    # The last connections may still be closing: give them a moment.
+    for i in 1 2 3 4 5 6 7 8 9 10; do
+        after=$(ls "/proc/$SERVER_PID/fd" | wc -l)
+        ((after <= before + 2)) && break
+        sleep 0.1
+    done
+    ((after <= before + 2)) ||
+        fail "$(printf 'the server had %s descriptors open before 40 requests (files, directories, listings, 404s, 301s) and %s after:\nsome path does not close the file or directory it opened. Every open() needs its close(), on the error paths too.\nnow open:\n%s' \
+            "$before" "$after" "$(indent "$(ls -l "/proc/$SERVER_PID/fd" | awk 'NR > 1 { print $NF }' | sort | uniq -c | sort -rn | head -8)")")"
+}
+
 @test "a client that sends nothing holds up nobody else" {
     serve
     spawn silent "$PEER" -t 8000 -C 127.0.0.1 "$PORT"
@@ -313,6 +345,14 @@ media_types() {
     [[ $CODE != 000 ]] ||
         fail "GET /hello.txt got no answer within 3 s while another client sat silent: serve connections from several threads (a pool, or one per connection)"
     expect_code 200 "GET /hello.txt while another client is silent"
+}
+
+@test "stays available beside 120 connections that never finish their request head (slowloris)" {
+    serve
+    quick_run 30 bash -c 'source "$0/tests/support/static.bash"; stalled_then_get "$1" 120 4' "$REPO_ROOT" "$PORT"
+    [[ $output == "answered in "*"HTTP/1.1 200"* ]] ||
+        fail "$(printf '120 clients each sent the start of a request head and then nothing more; a new client asking for /hello.txt beside them got:\n    %s\nexpected its 200 within 4 s. With every worker held by a client that drips its head, new clients wait in the\nlisten queue for -t (10 s) each round: when the pool is full and someone is queued, give up on heads that are slow.\n%s' \
+            "${output:-nothing}" "$stderr")"
 }
 
 @test "closes a connection that sends no request within the -t timeout" {
@@ -404,12 +444,25 @@ media_types() {
         "$k7" "$k7" "$k7" "$k7" "$k7"
     write_request lim.3 'GET /hello.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 2097152\r\n\r\n'
     write_request lim.4 'GET /hello.txt HTTP/1.1\r\nHost: x\r\nCookie: %s\r\n\r\n' "$k6"
-    raw_requests "$PORT" lim.0 lim.1 lim.2 lim.3 lim.4
+    # Exactly at the limits, and one byte over: a request line of 8192
+    # bytes (CR LF not counted) and a header line of 8192.
+    local at over
+    at=$(head -c 8178 /dev/zero | tr '\0' b)
+    write_request lim.5 'GET /%s HTTP/1.1\r\nHost: x\r\n\r\n' "$at"
+    write_request lim.6 'GET /%sb HTTP/1.1\r\nHost: x\r\n\r\n' "$at"
+    at=$(head -c 8185 /dev/zero | tr '\0' b)
+    write_request lim.7 'GET /hello.txt HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\n\r\n' "$at"
+    write_request lim.8 'GET /hello.txt HTTP/1.1\r\nHost: x\r\nX-Big: %sb\r\n\r\n' "$at"
+    raw_requests "$PORT" lim.0 lim.1 lim.2 lim.3 lim.4 lim.5 lim.6 lim.7 lim.8
     assert_answer 0 414 "a 9000-byte target" lim.0
     assert_answer 1 431 "a 9000-byte header line" lim.1
     assert_answer 2 431 "five 7000-byte header lines (35 KB in all)" lim.2
     assert_answer 3 413 "Content-Length: 2097152" lim.3
     assert_answer 4 200 "a 6000-byte header line (within the limits)" lim.4
+    assert_answer 5 404 "a request line of exactly 8192 bytes, CR LF not counted (at the limit: allowed; the file does not exist)" lim.5
+    assert_answer 6 414 "a request line of 8193 bytes (one over the limit)" lim.6
+    assert_answer 7 200 "a header line of exactly 8192 bytes, CR LF not counted (at the limit: allowed)" lim.7
+    assert_answer 8 431 "a header line of 8193 bytes (one over the limit)" lim.8
 }
 
 @test "400, 501 or 505 for each malformed request the HTTP rules list" {
@@ -437,6 +490,17 @@ media_types() {
         '505|HTTP/2.0|GET /hello.txt HTTP/2.0\r\nHost: x\r\n\r\n'
         '505|HTTP/1.2|GET /hello.txt HTTP/1.2\r\nHost: x\r\n\r\n'
         '505|HTTP/0.9|GET /hello.txt HTTP/0.9\r\nHost: x\r\n\r\n'
+        '400|a control byte (\\x05) in a field value|GET /hello.txt HTTP/1.1\r\nHost: x\r\nX-A: a\005b\r\n\r\n'
+        '400|an invalid Host, "a b" (RFC 9112 3.2)|GET /hello.txt HTTP/1.1\r\nHost: a b\r\n\r\n'
+        '400|an invalid Host, "x, y"|GET /hello.txt HTTP/1.1\r\nHost: x, y\r\n\r\n'
+        '400|an invalid Host, "a/b"|GET /hello.txt HTTP/1.1\r\nHost: a/b\r\n\r\n'
+        '400|an invalid Host, ".."|GET /hello.txt HTTP/1.1\r\nHost: ..\r\n\r\n'
+        '400|an invalid Host, "::: x"|GET /hello.txt HTTP/1.1\r\nHost: ::: x\r\n\r\n'
+        '400|an absolute-form target with userinfo (RFC 9110 4.2.4)|GET http://u:p@x/hello.txt HTTP/1.1\r\nHost: x\r\n\r\n'
+        '400|an absolute-form target with quotes and < in its host|GET http://a"b<c/hello.txt HTTP/1.1\r\nHost: x\r\n\r\n'
+        '400|an absolute-form target with a fragment|GET http://x#f HTTP/1.1\r\nHost: x\r\n\r\n'
+        '400|an absolute-form target with { in its host|GET http://x{P HTTP/1.1\r\nHost: x\r\n\r\n'
+        '400|an absolute-form target with an empty host|GET http:///hello.txt HTTP/1.1\r\nHost: x\r\n\r\n'
     )
     local names=() i rest
     for i in "${!cases[@]}"; do
@@ -451,6 +515,36 @@ media_types() {
     done
     fetch /hello.txt
     expect_code 200 "GET /hello.txt after the malformed requests"
+}
+
+@test "answers a request that can never be valid at once: 400 without waiting for the rest or for -t" {
+    # -t 8: a server that waits for the blank line (or for -t) before it
+    # answers keeps this client waiting past the 5 s the test allows.
+    serve -t 8
+    printf '\026\003\001\002\000\001\000\001\374\003\003' >"$T/tls.req"    # a TLS ClientHello's first bytes
+    printf 'GET /x\r\n' >"$T/noversion.req"                               # one line, no version
+    printf '\001\002binary\r\n' >"$T/binary.req"                          # binary garbage, one line end
+    printf 'GET /hello.txt HTTP/1.1\r\nHost: x\r\nNoColon\r\n' >"$T/badheader.req"  # a header line known bad
+    local name
+    for name in tls noversion binary badheader; do
+        # -H: the client does not close its side; it waits for the answer.
+        http_exchange "$PORT" "$T/$name.req" -H -t 6000
+        [[ $HTTP_STATUS == 400 ]] ||
+            fail "$(printf 'sent these bytes and waited, without closing:\n%s\nexpected a 400 at once (they can never become a valid request: nginx answers them as soon as the line is in),\ngot %s' \
+                "$(indent "$(cat -v "$T/$name.req")")" "$(if [[ -s $T/reply ]]; then show_response "$T/reply"; else echo "    nothing, and a close after ${PEER_HOW:-?}"; fi)")"
+    done
+}
+
+@test "an error found before the method is read still sends no body to HEAD (431 for HEAD with a 9000-byte header line)" {
+    serve
+    local k9
+    k9=$(head -c 9000 /dev/zero | tr '\0' b)
+    write_request headbig 'HEAD /hello.txt HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\n\r\n' "$k9"
+    raw_request "$PORT" headbig
+    assert_answer 0 431 "HEAD with a 9000-byte header line" headbig
+    [[ $RESP_BODY_LEN == 0 ]] ||
+        fail "$(printf 'the request was HEAD, so its 431 must have no body (a HEAD client never reads one, and on a kept connection it would be read as the next response); got %s bytes after the head:\n%s' \
+            "$RESP_BODY_LEN" "$(show_response "$T/headbig.resp")")"
 }
 
 @test "accepts bare LF line ends, empty lines before the request line, and HTTP/1.0 without Host" {
@@ -475,6 +569,26 @@ media_types() {
         fetch_all /hello.txt /listing/ /site /nope.txt /%zz
         stop_server_with "$sig" || return 1
     done
+}
+
+@test "SIGTERM does not wait for ever for a slow download: the drain is bounded by -t" {
+    serve -t 1
+    # A reader that takes 8 KiB every 50 ms: 50 MB would take 5 minutes,
+    # yet no single 64 KiB write waits as long as -t.
+    write_request big 'GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n'
+    spawn slow "$PEER" -s "$T/big.req" -H -K 8192 -w 50 -t 0 -C 127.0.0.1 "$PORT"
+    await_line slow '^connected to'
+    # The first bytes of the answer are in: the download is under way.
+    local i
+    for i in $(seq 100); do [[ -s $T/slow.out ]] && grep -q '^received\|^connected' "$T/slow.out" && break; sleep 0.02; done
+    local t0=$SECONDS
+    log_cmd kill -TERM "$SERVER_PID"
+    kill -TERM "$SERVER_PID"
+    exited_within "$SERVER_PID" 5 2>/dev/null ||
+        fail "$(printf 'after SIGTERM the server was still running 5 s later, waiting for a download that takes 5 minutes at the rate the client reads.\nA drain must be bounded (as lesson 14 does): let answers in flight finish for a while (here -t, 1 s), then cut\nthe connections that are left with shutdown(), and exit 0.')"
+    local st=0
+    wait "$SERVER_PID" 2>/dev/null || st=$?
+    ((st == 0)) || fail "after SIGTERM, with a download cut short, expected exit 0, got $st"
 }
 
 @test "-h prints usage and exits 0; no -d or an unknown option is 'usage: ...' and exit 2; a missing DIR is one line and exit 1" {

@@ -70,13 +70,29 @@ assert_stderr_has() {
     assert_same_bytes "$T/www/big.bin" "$T/got" "the body on stdout"
 }
 
-@test "-o FILE puts the body in FILE and nothing on stdout" {
+@test "-o FILE puts the body in FILE and nothing on stdout, replacing what FILE held" {
     canned resp 'HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nhello\n'
     serve_response "$T/resp"
+    # An older, longer FILE: its tail must not survive (O_TRUNC, as curl).
+    printf 'an older and longer file\n' >"$T/out"
     run_prog http_fetch -o "$T/out" "http://127.0.0.1:$PEER_PORT/"
     assert_status 0
     assert_stdout_is ""
+    [[ $(wc -c <"$T/out") -le 6 ]] ||
+        fail "$(printf 'FILE held 25 bytes before, and after -o it still holds %s bytes:\n%s\n-o must replace the file, not write over its start: open it with O_TRUNC, as curl does.' \
+            "$(wc -c <"$T/out")" "$(indent "$(cat -v "$T/out")")")"
     assert_file_is "$T/out" $'hello\n'
+}
+
+@test "stops at Content-Length: bytes after the body are not part of it" {
+    # The body and what follows it arrive in one segment: a client that
+    # writes whatever its recv() returned prints the extra bytes too.
+    canned resp 'HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nhello\nGARBAGE AFTER THE BODY'
+    serve_response "$T/resp"
+    run_prog http_fetch "http://127.0.0.1:$PEER_PORT/"
+    [[ $output == hello ]] ||
+        fail "$(printf 'the response said Content-Length: 6 and its 6 bytes were "hello\\n", then more bytes came in the same recv():\n%s\nexpected stdout "hello", got:\n%s\nWrite at most the bytes Content-Length still allows; what follows is not body.' \
+            "$(indent "$(cat -v "$T/resp")")" "$(indent "$output")")"
 }
 
 ### chunked bodies ###
@@ -121,6 +137,22 @@ CHUNKED_BODY="Hello, world!0123456789abcdefghijklmnopqrstuvwxyz"
     done
 }
 
+@test "refuses a chunk whose data runs past its size: exit 56" {
+    # After SIZE bytes of data must come CRLF. "HelloXY" is 7 bytes for a
+    # chunk of 5: a decoder that skips two bytes blindly reads "5" next
+    # and goes on; one that skips to the next LF takes ", world" as junk.
+    canned skip2 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nHelloXY5\r\nworld\r\n0\r\n\r\n'
+    canned toline 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nHello, world\r\n0\r\n\r\n'
+    local name
+    for name in skip2 toline; do
+        start_peer "$name" -- -s "$T/$name"
+        run_prog http_fetch "http://127.0.0.1:$PEER_PORT/"
+        [[ $status == 56 ]] ||
+            fail "$(printf 'this chunk says 5 bytes, but more than 5 come before its CR LF:\n%s\nexpected exit 56 (the chunked framing is broken: after the data, CR LF and nothing else),\ngot exit %s, stdout:\n%s\nstderr:\n%s' \
+                "$(indent "$(cat -v "$T/$name")")" "$status" "$(indent "$output")" "$(indent "$stderr")")"
+    done
+}
+
 ### keep-alive ###
 
 @test "fetches three URLs on one host over one connection, a chunked one included" {
@@ -129,6 +161,34 @@ CHUNKED_BODY="Hello, world!0123456789abcdefghijklmnopqrstuvwxyz"
     assert_status 0
     assert_stdout_is $'/one\n/chunked/two\n/three'
     assert_connections 1 "HTTP/1.1 keeps a connection open unless the server says Connection: close; a chunked body ends at its last chunk and trailer"
+}
+
+@test "never reuses a connection after Connection: close or an HTTP/1.0 response, even one the server leaves open" {
+    start_keepalive
+    # The server says "close" (or answers as HTTP/1.0) but leaves the
+    # connection open, so a client that reuses it is seen doing so; a
+    # server that closed would hide the mistake behind the reconnect.
+    run_prog http_fetch "$KA_URL/close/1" "$KA_URL/close/2" "$KA_URL/http10/3" "$KA_URL/http10/4" \
+        "$KA_URL/http10-keep/5" "$KA_URL/http10-keep/6"
+    assert_status 0
+    assert_stdout_is $'/close/1\n/close/2\n/http10/3\n/http10/4\n/http10-keep/5\n/http10-keep/6'
+    # The first request that went on a connection it must not have used.
+    local bad
+    bad=$(awk '$1 == "request" {
+            if ($2 in done) { print done[$2] " " $4; exit }
+            if ($4 ~ /^\/close\//) done[$2] = "close " $4
+            else if ($4 ~ /^\/http10\//) done[$2] = "http10 " $4
+        }' "$T/ka.out")
+    if [[ $bad == close* ]]; then
+        read -r _ first next <<<"$bad"
+        fail "$(printf 'the server answered %s with "Connection: close", and http_fetch sent GET %s on that same connection.\n"Connection: close" means no more requests on it, whatever the version: close it and connect again.\nthe server saw:\n%s' \
+            "$first" "$next" "$(indent "$(grep -v '^listening' "$T/ka.out")")")"
+    elif [[ $bad == http10* ]]; then
+        read -r _ first next <<<"$bad"
+        fail "$(printf 'the server answered %s as HTTP/1.0 without "Connection: keep-alive", and http_fetch sent GET %s on that same connection.\nAn HTTP/1.0 response keeps the connection only when it says "Connection: keep-alive".\nthe server saw:\n%s' \
+            "$first" "$next" "$(indent "$(grep -v '^listening' "$T/ka.out")")")"
+    fi
+    assert_connections 5 "/close/1, /close/2, /http10/3, /http10/4 each need their own; /http10-keep/5 and 6 share one (HTTP/1.0 with Connection: keep-alive)"
 }
 
 @test "connects again when the server has closed the kept connection" {
@@ -156,6 +216,8 @@ CHUNKED_BODY="Hello, world!0123456789abcdefghijklmnopqrstuvwxyz"
     urls+=("$KA_URL/redirect/302?to=http://127.0.0.1:$PEER_PORT/final")
     want+="final"
     run_prog http_fetch -L "${urls[@]}"
+    [[ ${output%%$'\n'*} != /next-301 ]] ||
+        fail "$(printf 'GET /redirect/301 answered "Location: next-301", a relative reference: it means /redirect/next-301\n(it replaces the last segment of the current path), but http_fetch asked for /next-301.\nResolve a relative Location against the directory of the URL it came from (RFC 3986 5.2).')"
     assert_status 0
     assert_stdout_is "$want"
     assert_connections 1 "every redirect but the last points to the same server"
@@ -166,10 +228,13 @@ CHUNKED_BODY="Hello, world!0123456789abcdefghijklmnopqrstuvwxyz"
 
 @test "-L gives up on a redirect loop with exit 47, as curl" {
     start_keepalive
-    run_prog http_fetch -L "$KA_URL/loop"
-    assert_status 47
+    # -m 4: a client that follows forever is stopped, and told why.
+    run_prog -s 8 http_fetch -m 4 -L "$KA_URL/loop"
     local n
     n=$(requests_seen)
+    [[ $status == 47 ]] ||
+        fail "$(printf '/loop redirects to itself forever. expected http_fetch -L to give up with exit 47 (curl stops after 50 redirects);\ngot exit %s after %s requests. Count the redirects you follow and stop at a limit.\nstderr:\n%s' \
+            "$status" "$n" "$(indent "$(tail -5 <<<"$stderr")")")"
     ((n > 2 && n <= 51)) ||
         fail "expected the loop to be followed a while, then given up (curl stops after 50); the server saw $n requests"
 }
@@ -180,6 +245,16 @@ CHUNKED_BODY="Hello, world!0123456789abcdefghijklmnopqrstuvwxyz"
     run_prog http_fetch "http://127.0.0.1:$PEER_PORT/"
     assert_status 0
     assert_stdout_is "redirecting"
+}
+
+@test "-L refuses a Location with a NUL in it (exit 8), and follows nothing" {
+    # "/o\0k" read as a C string is "/o": a different URL than the server sent.
+    canned resp 'HTTP/1.1 302 Found\r\nLocation: /o\0k\r\nContent-Length: 0\r\n\r\n'
+    serve_response "$T/resp"
+    run_prog http_fetch -L "http://127.0.0.1:$PEER_PORT/"
+    [[ $status == 8 ]] ||
+        fail "$(printf 'the redirect said "Location: /o<NUL>k". A NUL byte never belongs in a header; read as a C string the value\nis "/o", another URL than the one sent. expected exit 8 (weird server reply), got exit %s; stderr:\n%s' \
+            "$status" "$(indent "$stderr")")"
 }
 
 @test "-L after a POST: 303 asks with GET and no body, 307 repeats the POST and its body" {
@@ -255,6 +330,24 @@ CHUNKED_BODY="Hello, world!0123456789abcdefghijklmnopqrstuvwxyz"
     peer_done
     [[ $PEER_HOW == eof ]] ||
         fail "the server gave up on the connection ($PEER_HOW) before http_fetch did: -m 1 should close it after one second"
+}
+
+@test "-m 1 bounds the whole transfer: a server that drips a byte every 100 ms is cut off after a second" {
+    # About 100 bytes, one every 100 ms: 10 s in all, and never a silence
+    # of a whole second. A timeout per recv() never fires.
+    canned drip 'HTTP/1.1 200 OK\r\nContent-Length: 60\r\n\r\n%060d' 0
+    start_peer -- -s "$T/drip" -k 1 -d 100
+    local t0 t1
+    t0=$(date +%s%N)
+    # Its own limit of 4 s, so a client that never stops is still this
+    # test's failure, not a hang.
+    run_limited 8 bash -c 'timeout -k 1 4 "$0" -m 1 "$1"; echo "exit $?" >&2' "$(prog http_fetch)" "http://127.0.0.1:$PEER_PORT/"
+    t1=$(date +%s%N)
+    local ms=$(((t1 - t0) / 1000000))
+    [[ $stderr == *"exit 28"* ]] ||
+        fail "$(printf 'the server sent one byte every 100 ms (10 s for the whole response); with -m 1 http_fetch must give up after about 1 s with exit 28.\nit ran %s ms; stderr:\n%s\n-m bounds the whole run: keep one deadline and wait only for what is left of it, not -m afresh for every recv().' \
+            "$ms" "$(indent "$stderr")")"
+    ((ms < 3000)) || fail "exit 28, but only after $ms ms: -m 1 should stop after about a second"
 }
 
 ### errors, with curl's exit statuses ###

@@ -68,13 +68,23 @@
 #define LINGER_MS 2000               /* to discard what a client still sends */
 #define POOL_THREADS 64              /* connections served at once; more wait */
 #define ACCEPT_BACKOFF_MS 100        /* after accept runs out of descriptors */
+#define HEAD_PATIENCE_MS 500         /* full pool, a client queued: slow heads go */
+#define QUEUE_CHECK_MS 100           /* how often a slow head looks at the queue */
+#define DRAIN_MAX_MS 10000           /* SIGTERM: longest wait for answers in flight */
+#define DRAIN_CUT_MS 2000            /* then: for the cut connections to let go */
 
-/* What every thread shares; none of it changes once the threads run.
- * (No globals at all: the signals are taken with sigwait, in main.) */
+/* What every thread shares. (No globals at all: the signals are taken
+ * with sigwait, in main.) Only the drain bookkeeping changes once the
+ * threads run, and only under lock. */
 struct server {
     int listen_fd;             /* every thread accepts from it */
     int root_fd;               /* DIR: every path is opened beneath it */
     int timeout_ms;            /* -t */
+    pthread_mutex_t lock;      /* guards what follows */
+    pthread_cond_t changed;    /* a worker ended */
+    int running;               /* workers that have not ended */
+    int busy;                  /* workers serving a connection */
+    int conn_fd[POOL_THREADS]; /* each worker's connection, -1: none; a slot a worker */
 };
 
 /* One parsed request. Every string points into the request buffer. */
@@ -251,11 +261,41 @@ struct head_scan {
     size_t end;            /* offset just past the empty line */
 };
 
+static int parse_request_line(char *line, struct request *rq);
+static int parse_header(char *line, size_t len, struct request *rq);
+
+/* Checks one complete line of the head (without its line end) on a
+ * copy, as soon as it has arrived: a request line or a header line that
+ * can never be valid is answered at once, not after the client has
+ * finished (or -t has run out). Returns 0 or the status to answer with. */
+static int check_line(const char *line, size_t len, int is_request_line)
+{
+    char copy[REQUEST_LINE_MAX + 2];
+    if (len > 0 && line[len - 1] == '\r') len--;
+    if (len >= sizeof copy || memchr(line, '\0', len))
+        return 400;
+    memcpy(copy, line, len);
+    copy[len] = '\0';
+    struct request scratch = {.content_length = -1};
+    return is_request_line ? parse_request_line(copy, &scratch) : parse_header(copy, len, &scratch);
+}
+
+/* Could the first len bytes of a request line still begin a valid one?
+ * A method is made of token characters: TLS's ClientHello (0x16 ...) or
+ * other binary bytes are refused before any line end arrives. */
+static int could_be_request_line(const char *p, size_t len)
+{
+    for (size_t i = 0; i < len && p[i] != ' '; i++)
+        if (!is_tchar((unsigned char)p[i]) && !(p[i] == '\r' && i + 1 == len)) return 0;
+    return 1;
+}
+
 /* Looks at the len bytes of buf for whole lines. Returns 1 when the head
  * is complete, 0 when more is needed, 414 or 431 as soon as a line or the
- * headers are too long: we answer before reading any more of them. A bare
- * LF ends a line like CRLF; empty lines before the request line are
- * skipped (RFC 9112 2.2). */
+ * headers are too long, 400 (or 505) as soon as a line is known to be
+ * bad: we answer before reading any more of them. A bare LF ends a line
+ * like CRLF; empty lines before the request line are skipped (RFC 9112
+ * 2.2). */
 static int scan_head(const char *buf, size_t len, struct head_scan *s)
 {
     while (s->pos < len) {
@@ -268,30 +308,52 @@ static int scan_head(const char *buf, size_t len, struct head_scan *s)
         if (seen_request && stop - s->headers > HEADERS_MAX)
             return 431;
         if (!nl) {
+            if (!seen_request && !could_be_request_line(buf + s->line_start, line_len))
+                return 400;
             s->pos = len;
             return 0;
         }
         int empty = line_len == 0 || (line_len == 1 && buf[s->line_start] == '\r');
         if (!seen_request && !empty) {
+            int bad = check_line(buf + s->line_start, line_len, 1);
+            if (bad) return bad;
             s->request_line = s->line_start;
             s->headers = stop + 1;
         } else if (seen_request && empty) {
             s->end = stop + 1;
             return 1;
+        } else if (seen_request) {
+            int bad = check_line(buf + s->line_start, line_len, 0);
+            if (bad) return bad;
         }
         s->pos = s->line_start = stop + 1;
     }
     return 0;
 }
 
+/* Should a worker whose client is slow to send its head give it up?
+ * Yes when every worker is busy and a new client waits in the listen
+ * queue: a client that has not sent its head in HEAD_PATIENCE_MS makes
+ * room for one that may (this is what keeps "slowloris" from taking
+ * all the workers for -t seconds each). */
+static int pool_needs_room(struct server *srv)
+{
+    pthread_mutex_lock(&srv->lock);
+    int full = srv->busy >= srv->running;
+    pthread_mutex_unlock(&srv->lock);
+    struct pollfd q = {.fd = srv->listen_fd, .events = POLLIN};
+    return full && poll(&q, 1, 0) == 1;
+}
+
 /* Reads until the request head is complete, for at most timeout_ms in
  * all (not per read: a client sending one byte every few seconds must
- * not hold us forever either). Returns 0 with *s and *got filled in, an
- * HTTP status to answer with, or -1 when the client closed, failed or
- * stayed silent: then there is nobody to answer. */
-static int read_head(int fd, char *buf, size_t cap, int timeout_ms, struct head_scan *s, size_t *got)
+ * not hold us forever either), and less when the pool is full (see
+ * pool_needs_room). Returns 0 with *s and *got filled in, an HTTP status
+ * to answer with, or -1 when the client closed, failed, stayed silent
+ * or was too slow: then there is nobody to answer. */
+static int read_head(struct server *srv, int fd, char *buf, size_t cap, struct head_scan *s, size_t *got)
 {
-    long long deadline = now_ms() + timeout_ms;
+    long long start = now_ms(), deadline = start + srv->timeout_ms;
     *s = (struct head_scan){.request_line = NOT_YET};
     *got = 0;
     for (;;) {
@@ -300,14 +362,16 @@ static int read_head(int fd, char *buf, size_t cap, int timeout_ms, struct head_
             return r == 1 ? 0 : r;
         if (*got == cap)        /* only empty lines could get us here */
             return s->request_line == NOT_YET ? 400 : 431;
-        long long left = deadline - now_ms();
+        long long now = now_ms(), left = deadline - now;
         if (left <= 0)
             return -1;
+        if (now - start >= HEAD_PATIENCE_MS && pool_needs_room(srv))
+            return -1;
         struct pollfd p = {.fd = fd, .events = POLLIN};
-        int n = poll(&p, 1, (int)left);
-        if (n < 0 && errno == EINTR)
+        int n = poll(&p, 1, left < QUEUE_CHECK_MS ? (int)left : QUEUE_CHECK_MS);
+        if ((n < 0 && errno == EINTR) || n == 0)
             continue;
-        if (n <= 0)
+        if (n < 0)
             return -1;
         ssize_t k = recv(fd, buf + *got, cap - *got, 0);
         if (k < 0 && errno == EINTR)
@@ -347,6 +411,40 @@ static int parse_request_line(char *line, struct request *rq)
     return 0;
 }
 
+/* Is s[0..n) a valid uri-host [":" port] (RFC 3986 3.2.2)? A reg-name
+ * of letters, digits and - . _ ~ ! $ & ' ( ) * + , ; = and %XX, or an
+ * IP literal in brackets; then an optional port of digits. Empty is
+ * allowed (RFC 9112 3.2), ".." is not (no host is named that; nginx
+ * refuses it too). */
+static int host_is_valid(const char *s, size_t n)
+{
+    size_t i = 0;
+    if (n > 0 && s[0] == '[') {
+        while (i + 1 < n && s[i + 1] != ']') {
+            int c = (unsigned char)s[++i];
+            if (hex_value(c) < 0 && c != ':' && c != '.') return 0;
+        }
+        if (i + 1 >= n) return 0;         /* no ']' */
+        i += 2;
+    } else {
+        for (; i < n && s[i] != ':'; i++) {
+            int c = (unsigned char)s[i];
+            if (c == '%') {
+                if (i + 2 >= n || hex_value(s[i + 1]) < 0 || hex_value(s[i + 2]) < 0) return 0;
+                i += 2;
+            } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                         (c != '\0' && strchr("-._~!$&'()*+,;=", c)))) {
+                return 0;
+            }
+            if (c == '.' && i > 0 && s[i - 1] == '.') return 0;
+        }
+    }
+    if (i < n && s[i] != ':') return 0;
+    for (i++; i < n; i++)
+        if (!is_digit(s[i])) return 0;
+    return 1;
+}
+
 /* Reads a Content-Length value: digits only, no overflow. Returns the
  * value or -1. */
 static long long parse_length(const char *s)
@@ -375,11 +473,15 @@ static int parse_header(char *line, size_t len, struct request *rq)
     char *value = colon + 1, *end = line + len;
     while (value < end && (*value == ' ' || *value == '\t')) value++;
     while (end > value && (end[-1] == ' ' || end[-1] == '\t')) end--;
-    for (char *p = value; p < end; p++)
-        if (*p == '\r' || *p == '\0') return 400;
+    /* Field values are visible bytes, spaces and tabs (RFC 9110 5.5):
+     * CR, NUL and every other control byte (\x05, DEL) are refused. */
+    for (const unsigned char *p = (const unsigned char *)value; p < (const unsigned char *)end; p++)
+        if ((*p < ' ' && *p != '\t') || *p == 0x7f) return 400;
     *end = '\0';
 
     if (strcasecmp(line, "Host") == 0) {
+        if (!host_is_valid(value, strlen(value)))
+            return 400;                   /* RFC 9112 3.2: "a b", "x/y", ".." */
         rq->hosts++;
     } else if (strcasecmp(line, "Content-Length") == 0) {
         long long n = parse_length(value);
@@ -484,14 +586,22 @@ static int normalise_path(char *path)
 static int target_to_path(const char *target, char *path, size_t cap, int *dir_slash)
 {
     const char *p = target;
+    if (strchr(p, '#'))
+        return 400;                       /* a fragment is never sent (RFC 9112 3.2) */
     /* absolute-form, "http://host/path", as proxies send it (RFC 9112
      * 3.2.2): we serve the path, whatever the host. */
     size_t scheme = strncasecmp(p, "http://", 7) == 0 ? 7 : strncasecmp(p, "https://", 8) == 0 ? 8 : 0;
     if (scheme) {
+        /* The authority is a host and a port: empty, userinfo ("u:p@"),
+         * or a byte no host has is a 400 (RFC 9110 4.2.1, 4.2.4). */
         p += scheme;
-        p += strcspn(p, "/?#");
+        size_t n = strcspn(p, "/?#");
+        if (n == 0 || memchr(p, '@', n) || !host_is_valid(p, n))
+            return 400;
+        p += n;
         if (*p != '/') p = "/";
     }
+
     if (*p != '/')
         return 400;                       /* "*" or a bare word names no file */
     size_t n = strcspn(p, "?#");          /* the query is not part of the path */
@@ -879,9 +989,18 @@ static void linger_close(int fd)
     }
 }
 
+/* How many bytes of empty lines (CR LF or LF) buf[0..len) starts with. */
+static size_t skip_empty_lines(const char *buf, size_t len)
+{
+    size_t i = 0;
+    while (i < len && (buf[i] == '\n' || (buf[i] == '\r' && i + 1 < len && buf[i + 1] == '\n')))
+        i += buf[i] == '\r' ? 2 : 1;
+    return i;
+}
+
 /* Serves one connection: one request, one response. Every failure here
  * ends this connection only; the caller closes fd. */
-static void serve_connection(const struct server *srv, int fd)
+static void serve_connection(struct server *srv, int fd)
 {
     /* A client that stops reading makes send() block: not forever. */
     struct timeval tv = {.tv_sec = srv->timeout_ms / 1000, .tv_usec = srv->timeout_ms % 1000 * 1000};
@@ -891,7 +1010,7 @@ static void serve_connection(const struct server *srv, int fd)
     char head[REQUEST_BUF + 1];
     struct head_scan scan;
     size_t got;
-    int status = read_head(fd, head, REQUEST_BUF, srv->timeout_ms, &scan, &got);
+    int status = read_head(srv, fd, head, REQUEST_BUF, &scan, &got);
     if (status < 0)
         return;                           /* gone or silent: nobody to answer */
     struct request rq = {.method = ""};
@@ -903,8 +1022,13 @@ static void serve_connection(const struct server *srv, int fd)
     struct buf out = {0};
     if (status == 0)
         status = answer(srv, fd, &rq, &out);
+    /* An error found before the request was parsed (414, 431, a bad
+     * line) still owes a HEAD request no body: look at the method. */
+    int head_only = strcmp(rq.method, "HEAD") == 0 ||
+                    (rq.method[0] == '\0' && got - skip_empty_lines(head, got) >= 5 &&
+                     memcmp(head + skip_empty_lines(head, got), "HEAD ", 5) == 0);
     if (status != 0)
-        send_status(fd, &out, status, strcmp(rq.method, "HEAD") == 0, NULL);
+        send_status(fd, &out, status, head_only, NULL);
     free(out.data);
     if (unread)
         linger_close(fd);
@@ -915,9 +1039,19 @@ static void serve_connection(const struct server *srv, int fd)
  * threads waiting in accept(); while all are busy, new connections wait
  * in the listen queue. Prethreading (UNP 30.12) saves creating a thread
  * per connection, which costs as much as serving a small file. */
+static void worker_ended(void *arg);
+
 static void *worker(void *arg)
 {
-    const struct server *srv = arg;
+    struct server *srv = arg;
+    /* A slot of our own in conn_fd, so that a drain that runs out of
+     * time can cut our connection (see main). */
+    pthread_mutex_lock(&srv->lock);
+    int slot = 0;
+    while (slot < POOL_THREADS - 1 && srv->conn_fd[slot] != -1) slot++;
+    srv->conn_fd[slot] = -2;              /* taken, no connection yet */
+    pthread_mutex_unlock(&srv->lock);
+    pthread_cleanup_push(worker_ended, srv);
     for (;;) {
         /* main stops us with pthread_cancel(), which acts only at a
          * cancellation point while cancelling is enabled: in accept()
@@ -926,8 +1060,18 @@ static void *worker(void *arg)
         int fd = accept(srv->listen_fd, NULL, NULL);
         pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
         if (fd >= 0) {
+            pthread_mutex_lock(&srv->lock);
+            srv->conn_fd[slot] = fd;
+            srv->busy++;
+            pthread_mutex_unlock(&srv->lock);
             serve_connection(srv, fd);
+            /* Under the lock: main must never shut down a descriptor
+             * number that has meanwhile been reused for something else. */
+            pthread_mutex_lock(&srv->lock);
+            srv->conn_fd[slot] = -2;
+            srv->busy--;
             close(fd);
+            pthread_mutex_unlock(&srv->lock);
         } else if (errno == EMFILE || errno == ENFILE) {
             /* Out of descriptors: the connection stays queued, and accept
              * would fail again at once, forever. Pause for others to close. */
@@ -938,7 +1082,65 @@ static void *worker(void *arg)
             fprintf(stderr, PROG ": accept: %s\n", strerror(errno));
         }
     }
+    pthread_cleanup_pop(0);               /* never reached: cancelled in accept */
     return NULL;
+}
+
+/* Runs when a worker is cancelled (in accept): one fewer running. */
+static void worker_ended(void *arg)
+{
+    struct server *srv = arg;
+    pthread_mutex_lock(&srv->lock);
+    srv->running--;
+    pthread_cond_broadcast(&srv->changed);
+    pthread_mutex_unlock(&srv->lock);
+}
+
+/* Waits until no worker runs, or until deadline (CLOCK_REALTIME, as
+ * pthread_cond_timedwait wants it). Returns how many still run. Call
+ * with srv->lock held. */
+static int wait_workers(struct server *srv, const struct timespec *deadline)
+{
+    while (srv->running > 0 &&
+           pthread_cond_timedwait(&srv->changed, &srv->lock, deadline) != ETIMEDOUT) {
+    }
+    return srv->running;
+}
+
+/* The time ms milliseconds from now, for pthread_cond_timedwait. */
+static struct timespec realtime_after(long ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += ms % 1000 * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
+/* SIGTERM: stop accepting, let the answers in flight finish, but not for
+ * ever: after -t (at most DRAIN_MAX_MS) the connections still open are
+ * cut with shutdown(), which makes their blocked send or recv fail at
+ * once. Returns 0 when every worker has ended (and may be joined). */
+static int drain(struct server *srv, pthread_t *pool, int started)
+{
+    for (int i = 0; i < started; i++)
+        pthread_cancel(pool[i]);
+    long grace = srv->timeout_ms < DRAIN_MAX_MS ? srv->timeout_ms : DRAIN_MAX_MS;
+    struct timespec deadline = realtime_after(grace);
+    pthread_mutex_lock(&srv->lock);
+    if (wait_workers(srv, &deadline) > 0) {
+        for (int i = 0; i < POOL_THREADS; i++)
+            if (srv->conn_fd[i] >= 0) shutdown(srv->conn_fd[i], SHUT_RDWR);
+        deadline = realtime_after(DRAIN_CUT_MS);
+        wait_workers(srv, &deadline);
+    }
+    int left = srv->running;
+    pthread_mutex_unlock(&srv->lock);
+    return left;
 }
 
 /* Starts up to n workers. Returns how many started (for each that did
@@ -1076,6 +1278,9 @@ int main(int argc, char **argv)
     }
 
     struct server srv = {.timeout_ms = (int)timeout_ms};
+    pthread_mutex_init(&srv.lock, NULL);
+    pthread_cond_init(&srv.changed, NULL);
+    for (int i = 0; i < POOL_THREADS; i++) srv.conn_fd[i] = -1;
     srv.root_fd = open(dir, O_RDONLY | O_DIRECTORY);
     if (srv.root_fd < 0) {
         fprintf(stderr, PROG ": %s: %s\n", dir, strerror(errno));
@@ -1102,16 +1307,21 @@ int main(int argc, char **argv)
         return 1;
     }
     pthread_t pool[POOL_THREADS];
+    srv.running = POOL_THREADS;           /* before any can end; fixed below */
     int started = start_workers(&srv, pool, POOL_THREADS);
+    pthread_mutex_lock(&srv.lock);
+    srv.running -= POOL_THREADS - started;
+    pthread_mutex_unlock(&srv.lock);
     int sig, status = started > 0 ? 0 : 1;    /* fewer threads: still a server */
     if (started > 0)
         sigwait(&stop_signals, &sig);
     /* Each worker is cancelled in accept(), or, if busy, as soon as it
-     * is back there: connections in flight are finished, not cut. */
-    for (int i = 0; i < started; i++)
-        pthread_cancel(pool[i]);
-    for (int i = 0; i < started; i++)
-        pthread_join(pool[i], NULL);
+     * is back there: connections in flight are finished, for a while. */
+    if (drain(&srv, pool, started) == 0)
+        for (int i = 0; i < started; i++)
+            pthread_join(pool[i], NULL);
+    else
+        fprintf(stderr, PROG ": exiting with connections still open\n");
     close(srv.listen_fd);
     close(srv.root_fd);
     return status;

@@ -771,6 +771,10 @@ static int parse_head(const char *head, size_t len, struct response *r)
                 v++;
             while (vend > v && (vend[-1] == ' ' || vend[-1] == '\t'))
                 vend--;
+            /* A NUL would cut the value short as a C string: "/o\0k"
+             * would send us to "/o". RFC 9110 5.5: reject the message. */
+            if (memchr(v, '\0', (size_t)(vend - v)))
+                return failf(EXIT_WEIRD, "a NUL byte in the header %.*s", (int)nlen, line);
             rc = parse_field(line, nlen, v, (size_t)(vend - v), r, &has_te, &has_close, &has_keep);
         }
         if (rc)

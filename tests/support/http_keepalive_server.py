@@ -19,6 +19,17 @@ except where a route below says otherwise.
     /status/CODE                 CODE, body "status CODE"
     /drop/...                    200, then closes the connection without
                                  saying so (like a keep-alive timeout)
+    /close/...                   200 with "Connection: close", and then
+                                 keeps the connection open anyway: a client
+                                 that reuses it shows up in the log as a
+                                 second request on the same connection
+                                 (a real server would close, and the
+                                 client's reconnect would hide the mistake)
+    /http10/...                  an HTTP/1.0 200 without "Connection:
+                                 keep-alive" (so: not persistent), and the
+                                 connection kept open the same way
+    /http10-keep/...             an HTTP/1.0 200 with "Connection:
+                                 keep-alive": this one may be reused
     /chunked/...                 200, chunked, with a chunk extension and a
                                  trailer field; body: the target
     /method                      body "METHOD BODY": the request's method
@@ -89,6 +100,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
         elif url.path.startswith("/drop/"):
             self.reply(200, self.path + "\n")
             self.close_connection = True  # closes, but never said so
+        elif url.path.startswith(("/close/", "/http10/", "/http10-keep/")):
+            # Written by hand: send_header("Connection", "close") would
+            # make http.server close the connection, and we want to see
+            # whether the client sends another request on it.
+            data = (self.path + "\n").encode()
+            version, extra = "HTTP/1.1", b"Connection: close\r\n"
+            if url.path.startswith("/http10/"):
+                version, extra = "HTTP/1.0", b""
+            elif url.path.startswith("/http10-keep/"):
+                version, extra = "HTTP/1.0", b"Connection: keep-alive\r\n"
+            self.wfile.write(b"%s 200 OK\r\n%sContent-Length: %d\r\n\r\n%s"
+                             % (version.encode(), extra, len(data), data))
+            self.close_connection = False
         elif url.path.startswith("/chunked/"):
             data = (self.path + "\n").encode()
             self.send_response(200)

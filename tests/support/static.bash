@@ -248,3 +248,26 @@ first_mismatch() {
             i=$((i + 1))
         done' _ "$@"
 }
+
+# stalled_then_get PORT N SECS: opens N connections that each send the
+# start of a request head and never finish it (slowloris), then, beside
+# them, one normal GET /hello.txt. Prints "answered in MS ms: STATUS-LINE"
+# or "no answer within SECS s" (one python process for all of it).
+stalled_then_get() {
+    python3 -S -c '
+import socket, sys, time
+port, n, secs = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+held = []
+for i in range(n):
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n")   # never the blank line
+    held.append(s)
+t0 = time.monotonic()
+c = socket.create_connection(("127.0.0.1", port), timeout=secs)
+c.sendall(b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+try:
+    line = c.recv(200).split(b"\r\n")[0].decode("latin-1")
+    print("answered in %d ms: %s" % ((time.monotonic() - t0) * 1000, line or "(closed, no answer)"))
+except socket.timeout:
+    print("no answer within %g s" % secs)' "$@"
+}
