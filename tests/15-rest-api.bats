@@ -36,11 +36,22 @@ expect_json_error() {
 }
 
 # py SCRIPT: runs python with http.client connected to the server as `c`.
+# A failed assert, a response that is not JSON, or a dropped connection is
+# reported in one line of words, never as a raw traceback.
 py() {
-    run_limited 10 python3 -c "import http.client, json, sys
+    run_limited 10 python3 -c "import http.client, json, socket, sys
 c = http.client.HTTPConnection('127.0.0.1', $SERVER_PORT, timeout=5)
 JSON = {'Content-Type': 'application/json'}
-$1"
+try:
+    exec(compile(sys.argv[1], 'the test', 'exec'))
+except AssertionError as e:
+    sys.exit(str(e) or 'an assertion failed')
+except json.JSONDecodeError as e:
+    sys.exit('the server sent a body that is not valid JSON (%s); near: %r' % (e.msg, e.doc[max(0, e.pos - 20):e.pos + 20]))
+except UnicodeDecodeError as e:
+    sys.exit('the server sent bytes that are not valid UTF-8 (%s): %r' % (e.reason, e.object[max(0, e.start - 20):e.end + 20]))
+except (ConnectionError, socket.timeout, http.client.HTTPException) as e:
+    sys.exit('the connection to the server failed: %s: %s' % (type(e).__name__, e))" "$1"
     [[ $status == 0 ]] || fail "$(printf 'the python client failed:\n%s\n%s' "$(indent "$output")" "$(indent "$stderr")")"
 }
 
@@ -72,29 +83,58 @@ assert r.status == 200 and json.loads(r.read()) == {"id": 2, "text": "two"}'
     assert_output '{"id":1,"text":"final"}'
     api DELETE /notes/1
     expect_code 204
-    assert_output ""
+    [[ -z $output ]] || fail "$(printf 'a 204 No Content response has no body (and no Content-Length); got:\n%s' "$(indent "$output")")"
     api GET /notes/1
     expect_code 404
     expect_json_error
+    # curl skips whatever follows a 204's head; a raw socket does not.
+    api POST /notes '{"text": "second"}'
+    py '
+s = socket.create_connection(("127.0.0.1", c.port), timeout=5)
+s.sendall(b"DELETE /notes/2 HTTP/1.1\r\nHost: x\r\n\r\nGET /notes/2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+data = b""
+while True:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+head, _, rest = data.partition(b"\r\n\r\n")
+assert head.startswith(b"HTTP/1.1 204 "), "DELETE /notes/2: expected 204, got %r" % head[:100]
+assert rest.startswith(b"HTTP/1.1 404 "), "a 204 No Content response has no body (and no Content-Length), but after its head came %r; on a keep-alive connection the next response must follow at once" % rest[:80]'
 }
 
 @test "string escapes survive the round trip both ways: quotes, backslashes, control characters, \\uXXXX, emoji" {
     py '
-texts = ["say \"hi\"", "back\\slash", "line\nbreak\ttab", "\u0001\u001f", "caf\u00e9 \u4e2d", "\U0001F600 smile", "", "</script>"]
+texts = ["say \"hi\"", "back\\slash", "line\nbreak\ttab", "\u0001\u001f", "caf\u00e9 \u4e2d", "\U0001F600 smile", "", "</script>",
+         "nul \u0000 inside", "\b backspace \f form feed", "a/b"]
+def check(t, body, raw, status):
+    assert status == 201, "POST %r got %d %r: the server refused a valid JSON string (every escape must be read: \\\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX)" % (body, status, raw[:120])
+    for ch in raw.strip().decode("utf-8", "replace"):
+        assert ord(ch) >= 0x20, "POST %r was answered with a raw control character U+%04X inside a JSON string: %r\n(control characters below 0x20 must be written as \\u00XX, or \\n \\t ...)" % (body, ord(ch), raw[:120])
+    got = json.loads(raw)["text"]
+    if "\u0000" in t:
+        assert got == t, "the text %r came back as %r: a NUL (\\u0000) cut it short; the text is bytes with a length, not a C string" % (t, got)
+    assert got == t, "the text %r came back as %r (POST %r)" % (t, got, body)
 for i, t in enumerate(texts, 1):
     for body in (json.dumps({"text": t}), json.dumps({"text": t}, ensure_ascii=False)):
-        c.request("POST", "/notes", body.encode(), JSON); r = c.getresponse(); got = json.loads(r.read())
-        assert r.status == 201 and got["text"] == t, (t, r.status, got)
+        c.request("POST", "/notes", body.encode(), JSON); r = c.getresponse()
+        check(t, body, r.read(), r.status)
 c.request("GET", "/notes"); r = c.getresponse(); raw = r.read()
-assert all(n["text"] == texts[(n["id"] - 1) // 2] for n in json.loads(raw)), raw'
+for n in json.loads(raw):
+    t = texts[(n["id"] - 1) // 2]
+    assert n["text"] == t, "GET /notes shows note %d as %r, it was stored as %r" % (n["id"], n["text"], t)
+body = b"{\"text\": \"a\\/b \\b\\f\\n\\r\\t \\u00e9\\u0000\"}"
+c.request("POST", "/notes", body, JSON); r = c.getresponse()
+check("a/b \b\f\n\r\t \u00e9\u0000", body, r.read(), r.status)'
 }
 
-@test "malformed JSON, a missing or non-string \"text\", and bad UTF-8 get 400 with a JSON error" {
+@test "malformed JSON, a missing or non-string text field, and bad UTF-8 get 400 with a JSON error" {
     py '
 bad = [b"{\"text\": \"unterminated}", b"{\"text\": \"x\",}", b"{\x27text\x27: \x27single quotes\x27}",
        b"{\"text\": \"x\"} trailing", b"{\"text\": [\"a\", \"list\"]}", b"{\"text\": {\"nested\": 1}}",
        b"{\"text\": 42}", b"{\"note\": \"no text field\"}", b"{\"text\": \"a\", \"text\": \"twice\"}",
-       b"{\"text\": \"\\ud800 a lone surrogate\"}", b"{\"text\": \"\\x escape\"}",
+       b"{\"text\": \"\\ud800 a lone surrogate\"}", b"{\"text\": \"\\udc00 a lone low surrogate\"}",
+       b"{\"text\": \"\\ud800\\u0041 high then not low\"}", b"{\"text\": \"\\x escape\"}",
        b"{\"text\": \"raw \x01 control\"}", b"{\"text\": \"bad \xff utf-8\"}",
        b"{\"text\": \"overlong \xc0\xaf\"}", b"[1, 2]", b"not json at all", b""]
 wrong = []
@@ -111,7 +151,9 @@ c.request("GET", "/notes"); r = c.getresponse(); listed = r.read()
 if listed.strip() != b"[]":
     wrong.append("after only bad bodies, GET /notes should be [], got %r" % listed)
 if wrong:
-    sys.exit("expected 400 with a JSON error body for each of these:\n" + "\n".join(wrong))'
+    sys.exit("expected 400 with a JSON error body for each of these:\n" + "\n".join(wrong) +
+             "\n(A surrogate \\uD800-\\uDBFF must be followed by a low one \\uDC00-\\uDFFF; a low one alone is a lone low surrogate:\n"
+             "stored, it would be sent back as invalid UTF-8.)")'
 }
 
 @test "404 for an unknown note or path, with a JSON error body" {
@@ -123,6 +165,48 @@ if wrong:
     expect_json_error
     api GET /notes/abc
     expect_code 404
+    api POST /notes '{"text": "one"}'
+    local t
+    for t in /notes/1x /notes/1.0 "/notes/1%20" /notes/+1 /notes/1/ /notes/-1; do
+        api GET "$t"
+        [[ $CODE == 404 ]] || fail "GET $t: expected 404 (an id is digits only, nothing after them), got $CODE: $output"
+    done
+}
+
+@test "HEAD answers like GET without a body, and the keep-alive connection stays in step" {
+    api POST /notes '''{"text": "headed"}'''
+    py '
+s = socket.create_connection(("127.0.0.1", c.port), timeout=5)
+s.sendall(b"GET /notes/1 HTTP/1.1\r\nHost: x\r\n\r\nHEAD /notes/1 HTTP/1.1\r\nHost: x\r\n\r\nHEAD /notes HTTP/1.1\r\nHost: x\r\n\r\n"
+          b"HEAD /notes/99 HTTP/1.1\r\nHost: x\r\n\r\nGET /notes/1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+data = b""
+while True:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+def take(data, head_only, what):
+    end = data.find(b"\r\n\r\n")
+    assert end >= 0, "%s: no complete response head in %r" % (what, data[:300])
+    head = data[:end].decode("latin-1")
+    length = [int(l.split(":", 1)[1]) for l in head.split("\r\n") if l.lower().startswith("content-length:")]
+    rest = data[end + 4:]
+    if head_only:
+        assert rest == b"" or rest.startswith(b"HTTP/1.1 "), "%s: the response to HEAD carries a body (%r...): HEAD gets the head of the GET response, Content-Length included, and no body; the next bytes on a keep-alive connection must be the next response" % (what, rest[:60])
+        return head, rest
+    assert length, "%s: no Content-Length in %r" % (what, head)
+    return head, rest[length[0]:]
+g, data = take(data, False, "GET /notes/1")
+h, data = take(data, True, "HEAD /notes/1")
+assert h.split("\r\n")[0] == "HTTP/1.1 200 OK", "HEAD /notes/1: %r" % h
+cl = lambda head: [l for l in head.split("\r\n") if l.lower().startswith("content-length:")]
+assert cl(h) == cl(g), "HEAD /notes/1 must carry the Content-Length a GET would: %r vs %r" % (cl(h), cl(g))
+h, data = take(data, True, "HEAD /notes")
+assert h.startswith("HTTP/1.1 200 "), "HEAD /notes: %r" % h
+h, data = take(data, True, "HEAD /notes/99")
+assert h.startswith("HTTP/1.1 404 "), "HEAD /notes/99: expected 404, got %r" % h
+g, data = take(data, False, "the GET /notes/1 after the HEADs")
+assert g.startswith("HTTP/1.1 200 "), "the GET after the HEAD requests got %r" % g'
 }
 
 @test "405 with an Allow header for a method the path does not take" {
@@ -138,9 +222,11 @@ if wrong:
 
 @test "415 unless the body is Content-Type: application/json" {
     run_limited 5 curl -sS -o /dev/null -w '%{http_code}' -H 'Content-Type: text/plain' --data-binary '{"text":"x"}' "$BASE/notes"
-    assert_output 415
+    [[ $output == 415 ]] || fail "POST /notes with Content-Type: text/plain: expected 415 Unsupported Media Type, got $output"
+    run_limited 5 curl -sS -o /dev/null -w '%{http_code}' -H 'Content-Type:' --data-binary '{"text":"x"}' "$BASE/notes"
+    [[ $output == 415 ]] || fail "POST /notes with no Content-Type at all: expected 415 Unsupported Media Type, got $output (no type is not application/json)"
     run_limited 5 curl -sS -o /dev/null -w '%{http_code}' --data-binary '{"text":"x"}' "$BASE/notes"
-    assert_output 415
+    [[ $output == 415 ]] || fail "POST /notes with curl's default Content-Type: application/x-www-form-urlencoded: expected 415, got $output"
     run_limited 5 curl -sS -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json; charset=utf-8' --data-binary '{"text":"x"}' "$BASE/notes"
     assert_output 201
 }
