@@ -16,8 +16,16 @@ setup() {
 api() {
     local method=$1 path=$2 args=()
     [[ $# -ge 3 ]] && args=(-H 'Content-Type: application/json' --data-binary "$3")
-    run_limited 5 curl -sS -X "$method" -D "$T/headers" -w '%{http_code}' "${args[@]}" "$BASE$path"
-    [[ $status == 0 ]] || fail "curl could not talk to the server (exit $status): $stderr"
+    # -v: if it ever stalls, the trace says how far the exchange got.
+    run_limited 12 curl -sS -v --max-time 8 -X "$method" -D "$T/headers" -w '%{http_code}' "${args[@]}" "$BASE$path"
+    if [[ $status != 0 ]]; then
+        local state="not running (it exited or crashed)"
+        [[ -r /proc/$SERVER_PID/stat ]] && state="running, state $(cut -d' ' -f3 "/proc/$SERVER_PID/stat")"
+        fail "$(printf 'curl %s %s failed (curl exit %s%s).\nHow far it got (curl -v):\n%s\nThe server (pid %s) is %s; its stderr:\n%s' \
+            "$method" "$path" "$status" "$([[ $status == 28 ]] && echo ': no complete answer within 8 s')" \
+            "$(indent "$(grep -E '^(\*|>|<|curl:)' <<<"$stderr" | head -30)")" "$SERVER_PID" "$state" \
+            "$(indent "$(tail -5 "$T/$SERVER_NAME.err")")")"
+    fi
     CODE=${output: -3}
     output=${output:0:${#output}-3}
     output=${output%$'\n'} # the body's own last line end
