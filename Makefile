@@ -19,6 +19,7 @@ SOLUTION_SRCS := $(sort $(wildcard solutions/*/*.c))
 LESSON_BINS   := $(patsubst %.c,$(BUILD)/%,$(LESSON_SRCS))
 SOLUTION_BINS := $(patsubst %.c,$(BUILD)/%,$(SOLUTION_SRCS))
 PEER          := build/support/peer
+SHORTIO       := $(if $(filter Linux,$(shell uname -s)),build/support/shortio.so)
 
 # make check LESSON=07 (or LESSON=7) grades only lesson 07, and builds
 # only its programs.
@@ -36,7 +37,7 @@ all: lessons solutions support $(BUILD)/compile_commands.json
 
 lessons: $(LESSON_BINS)
 solutions: $(SOLUTION_BINS)
-support: $(PEER)
+support: $(PEER) $(SHORTIO)
 
 # The old binary goes first: a lesson that no longer compiles must not be
 # graded on the program it was before your last edit.
@@ -49,6 +50,12 @@ $(BUILD)/%: %.c
 $(PEER): tests/support/peer.c
 	@mkdir -p $(@D)
 	$(CC) $(CSTD) -Wall -Wextra -Wpedantic -O2 -g -o $@ $<
+
+# Test equipment too: preloaded into a lesson program to make its socket
+# writes short (tests/support/shortio.bash). Linux only.
+build/support/shortio.so: tests/support/shortio.c
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -Wall -Wextra -O2 -shared -fPIC -o $@ $< -ldl
 
 # Grading keeps going past a lesson that does not compile: its tests then
 # fail with "not built", and every other lesson is still graded.
