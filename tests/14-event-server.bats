@@ -7,6 +7,7 @@
 load support/helpers
 load support/http
 load support/hostile
+load support/shortio
 
 setup() {
     helpers_setup
@@ -210,6 +211,22 @@ so the second was already in the input buffer, and the server dropped it (see th
     grep -q 'peer-reset$' "$T/stalled.out" ||
         fail "expected the stalled client to be reset (RST: SO_LINGER 0), it saw: $(cat "$T/stalled.out")"
     ((took >= 500)) || fail "the stalled client was cut off after only $took ms: -t 1 gives it 1 s without progress"
+}
+
+@test "sends whole responses even when each send() takes a few hundred bytes or fails with EAGAIN" {
+    make_random "$WWW/mid.bin" 300000
+    make_random "$WWW/small.bin" 20000
+    short_io http_server 700 30
+    serve
+    local base=http://127.0.0.1:$SERVER_PORT url what
+    for url in hello.txt small.bin mid.bin; do
+        run_limited 12 curl -sS --max-time 8 -o "$T/got" "$base/$url"
+        what="with every send() cut to at most 700 bytes, and 30% of them failing with EAGAIN first, GET /$url"
+        [[ $status == 0 ]] || fail "$(printf '%s failed (curl exit %s: %s).\nsend() and sendfile() may take fewer bytes than offered (advance by what it returned and send the rest),\nor none (EAGAIN: keep what is left and send it when the socket is writable again); neither is an error.' "$what" "$status" "$stderr")"
+        cp "$WWW/$url" "$T/want"
+        cmp -s "$T/want" "$T/got" ||
+            fail "$(printf '%s: the body is not what was sent (%s bytes expected, %s received).\nA short send() took only part of the buffer: advance by what it returned and send the rest.' "$what" "$(wc -c <"$T/want")" "$(wc -c <"$T/got")")"
+    done
 }
 
 @test "never echoes the request into a redirect: no open redirect, no limit on the query" {
