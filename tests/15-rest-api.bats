@@ -47,8 +47,11 @@ expect_json_error() {
 # A failed assert, a response that is not JSON, or a dropped connection is
 # reported in one line of words, never as a raw traceback.
 py() {
-    run_limited 10 python3 -c "import http.client, json, socket, sys
-c = http.client.HTTPConnection('127.0.0.1', $SERVER_PORT, timeout=5)
+    # If it ever stalls, faulthandler prints where (waiting in recv() for the
+    # server, or somewhere else: a machine too loaded to run it).
+    run_limited 20 python3 -c "import faulthandler, http.client, json, socket, sys
+faulthandler.dump_traceback_later(15, exit=True)
+c = http.client.HTTPConnection('127.0.0.1', $SERVER_PORT, timeout=12)
 JSON = {'Content-Type': 'application/json'}
 try:
     exec(compile(sys.argv[1], 'the test', 'exec'))
@@ -60,7 +63,11 @@ except UnicodeDecodeError as e:
     sys.exit('the server sent bytes that are not valid UTF-8 (%s): %r' % (e.reason, e.object[max(0, e.start - 20):e.end + 20]))
 except (ConnectionError, socket.timeout, http.client.HTTPException) as e:
     sys.exit('the connection to the server failed: %s: %s' % (type(e).__name__, e))" "$1"
-    [[ $status == 0 ]] || fail "$(printf 'the python client failed:\n%s\n%s' "$(indent "$output")" "$(indent "$stderr")")"
+    if [[ $status != 0 ]]; then
+        local state="not running (it exited or crashed)"
+        [[ -r /proc/$SERVER_PID/stat ]] && state="running, state $(cut -d' ' -f3 "/proc/$SERVER_PID/stat")"
+        fail "$(printf 'the python client failed:\n%s\n%s\nThe server (pid %s) is %s.' "$(indent "$output")" "$(indent "$(tail -c 3000 <<<"$stderr")")" "$SERVER_PID" "$state")"
+    fi
 }
 
 @test "POST /notes creates a note: 201, Location: /notes/1, and the note as JSON" {
@@ -98,7 +105,7 @@ assert r.status == 200 and json.loads(r.read()) == {"id": 2, "text": "two"}'
     # curl skips whatever follows a 204's head; a raw socket does not.
     api POST /notes '{"text": "second"}'
     py '
-s = socket.create_connection(("127.0.0.1", c.port), timeout=5)
+s = socket.create_connection(("127.0.0.1", c.port), timeout=12)
 s.sendall(b"DELETE /notes/2 HTTP/1.1\r\nHost: x\r\n\r\nGET /notes/2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
 data = b""
 while True:
@@ -184,7 +191,7 @@ if wrong:
 @test "HEAD answers like GET without a body, and the keep-alive connection stays in step" {
     api POST /notes '''{"text": "headed"}'''
     py '
-s = socket.create_connection(("127.0.0.1", c.port), timeout=5)
+s = socket.create_connection(("127.0.0.1", c.port), timeout=12)
 s.sendall(b"GET /notes/1 HTTP/1.1\r\nHost: x\r\n\r\nHEAD /notes/1 HTTP/1.1\r\nHost: x\r\n\r\nHEAD /notes HTTP/1.1\r\nHost: x\r\n\r\n"
           b"HEAD /notes/99 HTTP/1.1\r\nHost: x\r\n\r\nGET /notes/1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
 data = b""
@@ -260,7 +267,7 @@ assert g.startswith("HTTP/1.1 200 "), "the GET after the HEAD requests got %r" %
 @test "answers Expect: 100-continue before the body is sent (curl -T waits for it)" {
     py '
 import socket
-s = socket.create_connection(("127.0.0.1", c.port), timeout=3)
+s = socket.create_connection(("127.0.0.1", c.port), timeout=12)
 body = b"{\"text\": \"sent after 100\"}"
 s.sendall(b"POST /notes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body))
 first = s.recv(4096)
