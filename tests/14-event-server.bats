@@ -341,6 +341,85 @@ so the second was already in the input buffer, and the server dropped it (see th
     grep -q '"GET /nope HTTP/1.1" 404 ' "$T/$SERVER_NAME.err" || fail "no 404 line for /nope"
 }
 
+@test "a request that can never be valid gets 400 at once, not a silence until -t" {
+    serve
+    printf 'GET /x\r\n' >"$T/noversion"
+    printf '\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03' >"$T/tls"
+    printf '\x00\x01\x02 binary' >"$T/binary"
+    local f
+    for f in noversion tls binary; do
+        # -H: the client keeps its side open and waits, as a real one does.
+        http_exchange "$SERVER_PORT" "$T/$f" -H -t 4000
+        [[ $PEER_HOW != timeout && $HTTP_STATUS == 400 ]] ||
+            fail "$(printf '%s: expected 400 and a close as soon as the request line is complete (or its first byte\ncannot begin a method); the client waited 4 s and saw: %s, status line "%s".\nA request line that can never become valid is answered now: waiting for the blank line\n(or for -t) keeps a connection for nothing.' "$(od -An -c "$T/$f" | head -1 | tr -s ' ')" "$PEER_HOW" "$HTTP_STATUS_LINE")"
+    done
+}
+
+@test "an error found before the method is known still has no body for HEAD" {
+    serve
+    local long
+    long=$(head -c 9000 /dev/zero | tr '\0' a)
+    printf 'HEAD /hello.txt HTTP/1.1\r\nHost: x\r\nX-Long: %s\r\n\r\n' "$long" >"$T/req"
+    http_exchange "$SERVER_PORT" "$T/req"
+    assert_http_status 431
+    [[ $HTTP_BODY_BYTES == 0 ]] ||
+        fail "$(printf 'HEAD with a 9000-byte header line got 431 and %s bytes of body: the answer to HEAD never has a body,\neven for an error found before the method was read (look at the request line first).' "$HTTP_BODY_BYTES")"
+    http_header_get Content-Length || fail "the 431 to HEAD should still say its Content-Length"
+}
+
+@test "an invalid Host or a malformed absolute-form target gets 400 (RFC 9112 3.2)" {
+    serve
+    local h i=0
+    for h in 'a b' 'x, y' 'a/b' '..' '::: x' 'u@x'; do
+        i=$((i + 1))
+        printf 'GET /hello.txt HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n' "$h" >"$T/host$i"
+        http_exchange "$SERVER_PORT" "$T/host$i"
+        [[ $HTTP_STATUS == 400 ]] || fail "$(printf 'Host: %s is not a host[:port]: expected 400, got:\n%s' "$h" "$(http_head_shown)")"
+    done
+    for h in localhost:8080 '[::1]:80' 127.0.0.1 example.com; do
+        printf 'GET /hello.txt HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n' "$h" >"$T/good"
+        http_exchange "$SERVER_PORT" "$T/good"
+        [[ $HTTP_STATUS == 200 ]] || fail "$(printf 'Host: %s is valid: expected 200, got:\n%s' "$h" "$(http_head_shown)")"
+    done
+    for h in 'http://u:p@x' 'http://a"b<c' 'http://x#f' 'http://x{P'; do
+        printf 'GET %s/hello.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' "$h" >"$T/abs"
+        http_exchange "$SERVER_PORT" "$T/abs"
+        [[ $HTTP_STATUS == 400 ]] || fail "$(printf 'GET %s/hello.txt: the authority of an absolute-form target is host[:port] only\n(no userinfo, no fragment, no bytes a host cannot have): expected 400, got:\n%s' "$h" "$(http_head_shown)")"
+    done
+}
+
+@test "DIR itself by any name is DIR (never Location: //), and a file asked for as a directory is 404" {
+    serve
+    local p
+    for p in /. /%2e /sub/.. /sub/%2e%2e /docs/../; do
+        run_limited 5 curl -sS --path-as-is -o /dev/null -w '%{http_code} %header{location}' "http://127.0.0.1:$SERVER_PORT$p"
+        [[ $output == "200 " ]] ||
+            fail "$(printf 'GET %s names DIR itself: expected 200 with its listing and no Location, got "%s".\n("Location: //" is not a path but a host: a client cannot follow it.)' "$p" "$output")"
+    done
+    run_limited 5 curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$SERVER_PORT/hello.txt/"
+    [[ $output == 404 ]] || fail "GET /hello.txt/ asks for a directory named hello.txt: expected 404 (a file is not a directory), got $output"
+}
+
+@test "follows a symlink in DIR by default (as nginx does); with -S refuses every symlink with 403" {
+    ln -s ../secret.txt "$WWW/out.txt"
+    ln -s hello.txt "$WWW/in.txt"
+    ln -s sub "$WWW/subl"
+    serve
+    run_limited 5 curl -sS "http://127.0.0.1:$SERVER_PORT/in.txt"
+    [[ $output == "Hello, world!" ]] || fail "without -S a symlink inside DIR is followed: GET /in.txt should serve hello.txt, got: $output"
+    serve -S
+    local p
+    for p in /out.txt /in.txt /subl/ /subl/index.html; do
+        run_limited 5 curl -sS -o "$T/got" -w '%{http_code}' "http://127.0.0.1:$SERVER_PORT$p"
+        [[ $output == 403 ]] ||
+            fail "$(printf 'with -S, GET %s goes through a symlink: expected 403, got %s:\n%s\n(open each path component with O_NOFOLLOW; ELOOP means a symlink was in the way)' "$p" "$output" "$(indent "$(head -c 300 "$T/got")")")"
+    done
+    for p in /hello.txt /sub/ /; do
+        run_limited 5 curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$SERVER_PORT$p"
+        [[ $output == 200 ]] || fail "with -S, GET $p (no symlink on the way) should still be 200, got $output"
+    done
+}
+
 @test "follows the CLI conventions: -h, usage errors, a bad DIR" {
     run_prog http_server -h
     assert_status 0

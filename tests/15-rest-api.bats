@@ -3,6 +3,7 @@
 # Its clients here are curl and python's http.client.
 
 load support/helpers
+load support/http
 load support/hostile
 
 setup() {
@@ -306,6 +307,71 @@ assert c.sock is sock, "the connection was not kept alive"'
 
 @test "handles the hostile-input corpus and keeps serving" {
     assert_survives_hostile_corpus /notes
+}
+
+@test "a request that can never be valid gets 400 at once, not a silence until -t" {
+    :
+    printf 'GET /x\r\n' >"$T/noversion"
+    printf '\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03' >"$T/tls"
+    printf '\x00\x01\x02 binary' >"$T/binary"
+    local f
+    for f in noversion tls binary; do
+        # -H: the client keeps its side open and waits, as a real one does.
+        http_exchange "$SERVER_PORT" "$T/$f" -H -t 4000
+        [[ $PEER_HOW != timeout && $HTTP_STATUS == 400 ]] ||
+            fail "$(printf '%s: expected 400 and a close as soon as the request line is complete (or its first byte\ncannot begin a method); the client waited 4 s and saw: %s, status line "%s".\nA request line that can never become valid is answered now: waiting for the blank line\n(or for -t) keeps a connection for nothing.' "$(od -An -c "$T/$f" | head -1 | tr -s ' ')" "$PEER_HOW" "$HTTP_STATUS_LINE")"
+    done
+}
+
+@test "an error found before the method is known still has no body for HEAD" {
+    :
+    local long
+    long=$(head -c 9000 /dev/zero | tr '\0' a)
+    printf 'HEAD /notes HTTP/1.1\r\nHost: x\r\nX-Long: %s\r\n\r\n' "$long" >"$T/req"
+    http_exchange "$SERVER_PORT" "$T/req"
+    assert_http_status 431
+    [[ $HTTP_BODY_BYTES == 0 ]] ||
+        fail "$(printf 'HEAD with a 9000-byte header line got 431 and %s bytes of body: the answer to HEAD never has a body,\neven for an error found before the method was read (look at the request line first).' "$HTTP_BODY_BYTES")"
+    http_header_get Content-Length || fail "the 431 to HEAD should still say its Content-Length"
+}
+
+@test "an invalid Host or a malformed absolute-form target gets 400 (RFC 9112 3.2)" {
+    :
+    local h i=0
+    for h in 'a b' 'x, y' 'a/b' '..' '::: x' 'u@x'; do
+        i=$((i + 1))
+        printf 'GET /notes HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n' "$h" >"$T/host$i"
+        http_exchange "$SERVER_PORT" "$T/host$i"
+        [[ $HTTP_STATUS == 400 ]] || fail "$(printf 'Host: %s is not a host[:port]: expected 400, got:\n%s' "$h" "$(http_head_shown)")"
+    done
+    for h in localhost:8080 '[::1]:80' 127.0.0.1 example.com; do
+        printf 'GET /notes HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n' "$h" >"$T/good"
+        http_exchange "$SERVER_PORT" "$T/good"
+        [[ $HTTP_STATUS == 200 ]] || fail "$(printf 'Host: %s is valid: expected 200, got:\n%s' "$h" "$(http_head_shown)")"
+    done
+    for h in 'http://u:p@x' 'http://a"b<c' 'http://x#f' 'http://x{P'; do
+        printf 'GET %s/notes HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' "$h" >"$T/abs"
+        http_exchange "$SERVER_PORT" "$T/abs"
+        [[ $HTTP_STATUS == 400 ]] || fail "$(printf 'GET %s/notes: the authority of an absolute-form target is host[:port] only\n(no userinfo, no fragment, no bytes a host cannot have): expected 400, got:\n%s' "$h" "$(http_head_shown)")"
+    done
+}
+
+@test "never sends 100 Continue to an HTTP/1.0 client (RFC 9110 15.2)" {
+    py '
+import time
+s = socket.create_connection(("127.0.0.1", c.port), timeout=12)
+body = b"{\"text\": \"one-oh\"}"
+s.sendall(b"POST /notes HTTP/1.0\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body))
+time.sleep(0.3)  # the head alone first: a server that answers 100 does it now
+s.sendall(body)
+data = b""
+while True:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+assert not data.startswith(b"HTTP/1.1 100"), "an HTTP/1.0 request with Expect: 100-continue got %r first: a 1.0 client does not know 1xx responses; answer only the final one" % data[:40]
+assert data.startswith(b"HTTP/1.1 201 "), "expected 201 for the HTTP/1.0 POST, got %r" % data[:80]'
 }
 
 @test "follows the CLI conventions: -h, usage errors" {
