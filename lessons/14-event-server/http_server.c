@@ -2,7 +2,7 @@
  * http_server - lesson 14, the capstone: a single-threaded event-loop
  * HTTP/1.1 file server.
  *
- *     http_server [-p PORT] [-b ADDR] [-d DIR] [-t SECONDS] [-c MAXCONN] [-v]
+ *     http_server [-p PORT] [-b ADDR] [-d DIR] [-t SECONDS] [-c MAXCONN] [-S] [-v]
  *
  * One thread serves every connection. The loop asks the kernel which
  * sockets are ready (poll, or epoll on Linux), does what each one allows
@@ -153,6 +153,7 @@ struct server {
     int timeout_ms;
     int max_conns, nconns;
     int verbose;
+    int no_symlinks;             /* -S: refuse every symlink (403) */
     struct conn **by_fd;         /* fd -> connection */
     int max_fds;
     struct conn *conns;          /* list of every connection */
@@ -380,6 +381,33 @@ static int is_tchar(unsigned char c)
            (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
 }
 
+/* A Host value, or the authority of an absolute-form target, is
+ * host[:port] (RFC 3986 3.2.2): letters, digits, "-._~!$&'()*+;=", "%"
+ * escapes, ":" and "[...]" (IPv6). Never a space, "/", ",", "@", "#" or
+ * "..": RFC 9112 3.2 says 400. Empty is allowed (no authority). */
+static int is_valid_host(const char *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)v[i];
+        if (c == 0 || (!isalnum(c) && !strchr("-._~!$&'()*+;=%:[]", c)))
+            return 0;
+        if (c == '.' && i + 1 < n && v[i + 1] == '.')
+            return 0;
+    }
+    return 1;
+}
+
+/* Whether a head the parser refused came from a HEAD request: the error
+ * response then has no body either (RFC 9110 9.3.2). */
+static int is_head_request(const char *in, size_t len)
+{
+    while (len > 0 && (*in == '\r' || *in == '\n')) {
+        in++;
+        len--;
+    }
+    return len >= 5 && memcmp(in, "HEAD ", 5) == 0;
+}
+
 /* A server MUST accept the absolute-form "http://host/path?query" as well
  * (RFC 9112, 3.2.2), though only proxies are sent it. There is one site
  * here, so the scheme and host are dropped and the path kept. With no path
@@ -399,8 +427,8 @@ static int strip_absolute_form(struct request *req)
     const char *path = t + scheme;
     while (path < end && *path != '/' && *path != '?')
         path++;
-    if (path == t + scheme)
-        return 400;
+    if (path == t + scheme || !is_valid_host(t + scheme, (size_t)(path - (t + scheme))))
+        return 400; /* no host, or userinfo, a fragment, bytes no host has */
     if (path == end || *path == '?') {
         req->target = t + scheme - 1;
         req->target_len = 1;
@@ -513,7 +541,7 @@ static int parse_header_line(const char *line, size_t n, struct request *req, st
     }
 
     if (ci_equal(name, name_len, "host")) {
-        if (++hs->hosts > 1)
+        if (++hs->hosts > 1 || !is_valid_host(value, vlen))
             return 400;
     } else if (ci_equal(name, name_len, "content-length")) {
         return parse_content_length(value, vlen, &req->content_length);
@@ -562,8 +590,16 @@ static int http_parse_request(const char *buf, size_t len, struct request *req, 
         if (pos > MAX_REQUEST_LINE)
             return 400;
     }
-    if (!next)
-        return len - pos > MAX_REQUEST_LINE ? 414 : PARSE_AGAIN;
+    if (!next) {
+        if (len - pos > MAX_REQUEST_LINE)
+            return 414;
+        /* A method is tchars up to a space: bytes that cannot begin one (a
+         * TLS ClientHello, binary garbage) get 400 now, not a silence. */
+        for (size_t i = pos; i < len && buf[i] != ' '; i++)
+            if (!is_tchar((unsigned char)buf[i]) && buf[i] != '\r')
+                return 400;
+        return PARSE_AGAIN;
+    }
     if (next - pos > MAX_REQUEST_LINE)
         return 414;
     int status = parse_request_line(buf + pos, n, req);
@@ -956,7 +992,7 @@ static int serve_directory(struct server *s, struct conn *c, const char *rel, in
                            int dir_form, int is_head, long long *body, int *index_fd)
 {
     const char *shown = strcmp(rel, ".") == 0 ? "" : rel;
-    if (!dir_form) {
+    if (!dir_form && *shown) { /* "/." and "/sub/.." are DIR itself: no "Location: //" */
         /* "/docs" -> "/docs/": relative links in the page need the slash.
          * Built from the normalised name, never echoed from the request:
          * "//evil.example/../docs" must not become "Location: //evil...",
@@ -1030,6 +1066,34 @@ static int serve_file(struct server *s, struct conn *c, const struct request *re
     return 200;
 }
 
+/* -S: opens rel (from resolve_path) beneath root_fd one component at a
+ * time with O_NOFOLLOW, so that no symlink is followed anywhere on the
+ * way (nginx: disable_symlinks on). Returns the fd, or -1 with errno
+ * (ELOOP: a symlink was in the way). */
+static int open_no_symlinks(int root_fd, const char *rel)
+{
+    char part[MAX_PATH_BYTES];
+    int dir = root_fd;
+    for (;;) {
+        const char *slash = strchr(rel, '/');
+        size_t n = slash ? (size_t)(slash - rel) : strlen(rel);
+        memcpy(part, rel, n);
+        part[n] = '\0';
+        int fd = openat(dir, part, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW | (slash ? O_DIRECTORY : 0));
+        int e = errno;
+        struct stat st; /* with O_DIRECTORY, Linux says ENOTDIR for a symlink */
+        if (fd < 0 && e == ENOTDIR && fstatat(dir, part, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+            e = ELOOP;
+        if (dir != root_fd)
+            close(dir);
+        errno = e;
+        if (fd < 0 || !slash)
+            return fd;
+        dir = fd;
+        rel = slash + 1;
+    }
+}
+
 static int is_known_method(const char *m, size_t n)
 {
     static const char *const known[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT",
@@ -1074,22 +1138,28 @@ static int handle_request(struct server *s, struct conn *c, const struct request
 
     /* O_NONBLOCK: opening a FIFO someone planted in DIR must not block the
      * whole server; it has no effect on regular files.
-     * Simplification: like nginx's default (disable_symlinks off), a
-     * symlink inside DIR is followed: DIR's owner put it there. No request
-     * can climb out by itself (resolve_path refused every ".." above the
-     * root); lesson 12's openat(O_NOFOLLOW) walk shows how to refuse
-     * symlinks too, at one system call per path component. */
-    int fd = openat(s->root_fd, rel, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+     * Like nginx's default (disable_symlinks off), a symlink inside DIR is
+     * followed, even one that points out of DIR: DIR's owner put it there.
+     * No request can climb out by itself (resolve_path refused every ".."
+     * above the root). With -S no symlink is followed (403), at one system
+     * call per path component (open_no_symlinks). */
+    int fd = s->no_symlinks ? open_no_symlinks(s->root_fd, rel)
+                            : openat(s->root_fd, rel, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) < 0) {
         int e = errno;
         if (fd >= 0)
             close(fd);
-        status = (e == ENOENT || e == ENOTDIR || e == ELOOP || e == ENAMETOOLONG) ? 404
+        status = s->no_symlinks && e == ELOOP                                   ? 403
+                 : (e == ENOENT || e == ENOTDIR || e == ELOOP || e == ENAMETOOLONG) ? 404
                  : (e == EACCES || e == EPERM)                                  ? 403
                  : (e == EMFILE || e == ENFILE)                                 ? 503
                                                                                 : 500;
         return respond_error(s, c, status, is_head, NULL) ? -1 : status;
+    }
+    if (dir_form && !S_ISDIR(st.st_mode)) { /* "/hello.txt/": a file is not a directory */
+        close(fd);
+        return respond_error(s, c, 404, is_head, NULL) ? -1 : 404;
     }
     const char *name = rel;
     if (S_ISDIR(st.st_mode)) {
@@ -1244,7 +1314,7 @@ static void conn_process(struct server *s, struct conn *c)
         if (status > 0) {
             /* A bad head: we cannot know where the next request starts. */
             c->keep_alive = 0;
-            if (respond_error(s, c, status, 0, NULL)) {
+            if (respond_error(s, c, status, is_head_request(c->in, c->in_len), NULL)) {
                 conn_close(s, c);
                 return;
             }
@@ -1290,7 +1360,14 @@ static int head_may_be_complete(struct conn *c, size_t old_len)
     for (size_t i = from; i + 1 < c->in_len && !complete; i++)
         complete = c->in[i] == '\n' && (c->in[i + 1] == '\n' ||
                                         (c->in[i + 1] == '\r' && i + 2 < c->in_len && c->in[i + 2] == '\n'));
-    if (memchr(c->in + old_len, '\n', c->in_len - old_len))
+    const char *lf = memchr(c->in + old_len, '\n', c->in_len - old_len);
+    /* The request line just ended, or the first byte cannot begin one:
+     * parse now, so a request that can never be valid is answered at once
+     * (400), not when the client gives up or -t runs out. */
+    if ((lf && c->line_start == 0) ||
+        (old_len == 0 && !is_tchar((unsigned char)c->in[0]) && c->in[0] != '\r' && c->in[0] != '\n'))
+        complete = 1;
+    if (lf)
         c->line_start = last_line_start(c->in, c->in_len);
     return complete;
 }
@@ -1585,12 +1662,13 @@ static int raise_fd_limit(void)
 
 static void usage(FILE *to)
 {
-    fprintf(to, "usage: %s [-p PORT] [-b ADDR] [-d DIR] [-t SECONDS] [-c MAXCONN] [-v]\n"
+    fprintf(to, "usage: %s [-p PORT] [-b ADDR] [-d DIR] [-t SECONDS] [-c MAXCONN] [-S] [-v]\n"
                 "  -p PORT     port to listen on (8080; 0: any free port)\n"
                 "  -b ADDR     address to listen on (127.0.0.1)\n"
                 "  -d DIR      directory to serve (.)\n"
                 "  -t SECONDS  header, idle and send timeout (%d)\n"
                 "  -c MAXCONN  connections at once; more get 503 (%d)\n"
+                "  -S          follow no symlink in DIR (403); by default they are followed\n"
                 "  -v          log each request to stderr\n",
             PROG, DEFAULT_TIMEOUT_S, DEFAULT_MAX_CONNS);
 }
@@ -1610,8 +1688,8 @@ int main(int argc, char **argv)
 {
     const char *port = "8080", *addr = "127.0.0.1", *dir = ".";
     long timeout_s = DEFAULT_TIMEOUT_S, max_conns = DEFAULT_MAX_CONNS, num;
-    int verbose = 0, opt;
-    while ((opt = getopt(argc, argv, "p:b:d:t:c:vh")) != -1) {
+    int verbose = 0, no_symlinks = 0, opt;
+    while ((opt = getopt(argc, argv, "p:b:d:t:c:Svh")) != -1) {
         switch (opt) {
         case 'p':
             if (parse_int(optarg, 0, 65535, &num) < 0) {
@@ -1634,6 +1712,7 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
+        case 'S': no_symlinks = 1; break;
         case 'v': verbose = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -1644,7 +1723,7 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    struct server s = {.timeout_ms = (int)timeout_s * 1000, .verbose = verbose};
+    struct server s = {.timeout_ms = (int)timeout_s * 1000, .verbose = verbose, .no_symlinks = no_symlinks};
     s.root_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (s.root_fd < 0) {
         fprintf(stderr, PROG ": %s: %s\n", dir, strerror(errno));

@@ -357,6 +357,33 @@ static int is_tchar(unsigned char c)
            (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
 }
 
+/* A Host value, or the authority of an absolute-form target, is
+ * host[:port] (RFC 3986 3.2.2): letters, digits, "-._~!$&'()*+;=", "%"
+ * escapes, ":" and "[...]" (IPv6). Never a space, "/", ",", "@", "#" or
+ * "..": RFC 9112 3.2 says 400. Empty is allowed (no authority). */
+static int is_valid_host(const char *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)v[i];
+        if (c == 0 || (!isalnum(c) && !strchr("-._~!$&'()*+;=%:[]", c)))
+            return 0;
+        if (c == '.' && i + 1 < n && v[i + 1] == '.')
+            return 0;
+    }
+    return 1;
+}
+
+/* Whether a head the parser refused came from a HEAD request: the error
+ * response then has no body either (RFC 9110 9.3.2). */
+static int is_head_request(const char *in, size_t len)
+{
+    while (len > 0 && (*in == '\r' || *in == '\n')) {
+        in++;
+        len--;
+    }
+    return len >= 5 && memcmp(in, "HEAD ", 5) == 0;
+}
+
 /* A server MUST accept the absolute-form "http://host/path?query" as well
  * (RFC 9112, 3.2.2), though only proxies are sent it. There is one site
  * here, so the scheme and host are dropped and the path kept. With no path
@@ -376,8 +403,8 @@ static int strip_absolute_form(struct request *req)
     const char *path = t + scheme;
     while (path < end && *path != '/' && *path != '?')
         path++;
-    if (path == t + scheme)
-        return 400;
+    if (path == t + scheme || !is_valid_host(t + scheme, (size_t)(path - (t + scheme))))
+        return 400; /* no host, or userinfo, a fragment, bytes no host has */
     if (path == end || *path == '?') {
         req->target = t + scheme - 1;
         req->target_len = 1;
@@ -490,7 +517,7 @@ static int parse_header_line(const char *line, size_t n, struct request *req, st
     }
 
     if (ci_equal(name, name_len, "host")) {
-        if (++hs->hosts > 1)
+        if (++hs->hosts > 1 || !is_valid_host(value, vlen))
             return 400;
     } else if (ci_equal(name, name_len, "content-length")) {
         return parse_content_length(value, vlen, &req->content_length);
@@ -541,8 +568,16 @@ static int http_parse_request(const char *buf, size_t len, struct request *req, 
         if (pos > MAX_REQUEST_LINE)
             return 400;
     }
-    if (!next)
-        return len - pos > MAX_REQUEST_LINE ? 414 : PARSE_AGAIN;
+    if (!next) {
+        if (len - pos > MAX_REQUEST_LINE)
+            return 414;
+        /* A method is tchars up to a space: bytes that cannot begin one (a
+         * TLS ClientHello, binary garbage) get 400 now, not a silence. */
+        for (size_t i = pos; i < len && buf[i] != ' '; i++)
+            if (!is_tchar((unsigned char)buf[i]) && buf[i] != '\r')
+                return 400;
+        return PARSE_AGAIN;
+    }
     if (next - pos > MAX_REQUEST_LINE)
         return 414;
     int status = parse_request_line(buf + pos, n, req);
@@ -1248,8 +1283,9 @@ static int refuse_request(struct server *s, struct conn *c, int status)
     default:  message = "malformed request"; break;
     }
     c->keep_alive = 0;
+    int is_head = is_head_request(c->in, c->in_len);
     c->in_len = 0;
-    return respond_error(s, c, status, message, NULL, 0);
+    return respond_error(s, c, status, message, NULL, is_head);
 }
 
 /*
@@ -1290,7 +1326,7 @@ static void conn_process(struct server *s, struct conn *c)
             c->need = used + body_len;
             /* curl -T and others wait up to a second for this before
              * sending the body (RFC 9110 10.1.1). */
-            if (req.expect_continue && !c->continue_sent) {
+            if (req.expect_continue && req.minor == 1 && !c->continue_sent) { /* never 1xx to 1.0 */
                 static const char go_on[] = "HTTP/1.1 100 Continue\r\n\r\n";
                 c->continue_sent = 1;
                 if (send(c->fd, go_on, sizeof go_on - 1, MSG_NOSIGNAL) < 0 && errno != EAGAIN &&
@@ -1341,7 +1377,14 @@ static int head_may_be_complete(struct conn *c, size_t old_len)
     for (size_t i = from; i + 1 < c->in_len && !complete; i++)
         complete = c->in[i] == '\n' && (c->in[i + 1] == '\n' ||
                                         (c->in[i + 1] == '\r' && i + 2 < c->in_len && c->in[i + 2] == '\n'));
-    if (memchr(c->in + old_len, '\n', c->in_len - old_len))
+    const char *lf = memchr(c->in + old_len, '\n', c->in_len - old_len);
+    /* The request line just ended, or the first byte cannot begin one:
+     * parse now, so a request that can never be valid is answered at once
+     * (400), not when the client gives up or -t runs out. */
+    if ((lf && c->line_start == 0) ||
+        (old_len == 0 && !is_tchar((unsigned char)c->in[0]) && c->in[0] != '\r' && c->in[0] != '\n'))
+        complete = 1;
+    if (lf)
         c->line_start = last_line_start(c->in, c->in_len);
     return complete;
 }
